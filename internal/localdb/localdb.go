@@ -1,0 +1,237 @@
+// Package localdb starts and stops throwaway MariaDB (or MySQL) server
+// instances with row-based binlog, for the local stack (`make run`) and for
+// integration tests. Each instance keeps its data in its own directory, so a
+// second start resumes on the same data.
+package localdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/shopledger/shopledger/internal/sqldb"
+)
+
+// ErrNoServer is returned by Start when no MariaDB or MySQL server binary is
+// installed. Its message says what to install.
+var ErrNoServer = errors.New("no MariaDB server found: install it with `apt-get install -y mariadb-server` (or put mariadbd on PATH)")
+
+// Options describe one instance.
+type Options struct {
+	Name     string // used in logs and file names, e.g. "shard0"
+	Dir      string // holds data/, the socket, the pid and the error log
+	Port     int    // TCP port on 127.0.0.1
+	ServerID uint32 // binlog server id; must differ between instances
+	// Extra server flags appended to the defaults.
+	Extra []string
+}
+
+// Instance is a running server.
+type Instance struct {
+	Options
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// serverBinary finds mariadbd or mysqld.
+func serverBinary() (string, error) {
+	for _, name := range []string{"mariadbd", "mysqld"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+		for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/usr/libexec"} {
+			p := filepath.Join(dir, name)
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
+		}
+	}
+	return "", ErrNoServer
+}
+
+// EnsureServer installs mariadb-server with apt when no server binary is
+// found and the process may do so (root, apt-get present); otherwise it
+// returns ErrNoServer.
+func EnsureServer(ctx context.Context, log func(string, ...any)) error {
+	if _, err := serverBinary(); err == nil {
+		return nil
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil || os.Geteuid() != 0 {
+		return ErrNoServer
+	}
+	log("no MariaDB server found; installing mariadb-server with apt-get")
+	for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", "mariadb-server"}} {
+		cmd := exec.CommandContext(ctx, "apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("apt-get %v: %w (%w)", args, err, ErrNoServer)
+		}
+	}
+	_, err := serverBinary()
+	return err
+}
+
+func (o Options) dataDir() string { return filepath.Join(o.Dir, "data") }
+
+// Socket is the instance's unix socket path.
+func (o Options) Socket() string { return filepath.Join(o.Dir, "mysqld.sock") }
+
+// ErrorLog is the path of the server's own log.
+func (o Options) ErrorLog() string { return filepath.Join(o.Dir, "server.log") }
+
+// Addr is host:port of the instance.
+func (o Options) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port)) }
+
+// Start initialises the data directory if it is new, starts the server and
+// waits until it accepts connections.
+func Start(ctx context.Context, o Options) (*Instance, error) {
+	bin, err := serverBinary()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(o.dataDir(), "mysql")); errors.Is(err, os.ErrNotExist) {
+		if err := initDataDir(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	if err := portFree(o.Port); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.Name, err)
+	}
+	logf, err := os.OpenFile(o.ErrorLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{
+		"--no-defaults", "--user=root",
+		"--datadir=" + o.dataDir(),
+		"--port=" + strconv.Itoa(o.Port),
+		"--bind-address=127.0.0.1",
+		"--socket=" + o.Socket(),
+		"--pid-file=" + filepath.Join(o.Dir, "mysqld.pid"),
+		"--server-id=" + strconv.FormatUint(uint64(o.ServerID), 10),
+		"--log-bin=" + filepath.Join(o.dataDir(), "binlog"),
+		"--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL",
+		"--binlog-annotate-row-events=OFF", "--character-set-server=utf8mb4",
+		"--gtid-strict-mode=ON", "--skip-name-resolve",
+		"--innodb-buffer-pool-size=256M", "--innodb-log-file-size=256M",
+		"--max-connections=300", "--max-allowed-packet=64M",
+	}
+	args = append(args, o.Extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group: a Ctrl-C in the terminal reaches the stack, which
+	// then shuts the servers down in order, instead of killing them mid-write.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", o.Name, err)
+	}
+	inst := &Instance{Options: o, cmd: cmd, done: make(chan error, 1)}
+	go func() { inst.done <- cmd.Wait(); logf.Close() }()
+	if err := inst.waitReady(ctx, 60*time.Second); err != nil {
+		inst.Kill()
+		return nil, err
+	}
+	return inst, nil
+}
+
+func initDataDir(ctx context.Context, o Options) error {
+	cmd := exec.CommandContext(ctx, "mariadb-install-db", "--no-defaults", "--user=root",
+		"--datadir="+o.dataDir(), "--auth-root-authentication-method=normal")
+	if _, err := exec.LookPath("mariadb-install-db"); err != nil {
+		cmd = exec.CommandContext(ctx, "mysql_install_db", "--no-defaults", "--user=root", "--datadir="+o.dataDir())
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		os.RemoveAll(o.dataDir())
+		return fmt.Errorf("initialise %s in %s: %w\n%s", o.Name, o.dataDir(), err, out)
+	}
+	return nil
+}
+
+func portFree(port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("port %d is taken (is another stack running?): %w", port, err)
+	}
+	return l.Close()
+}
+
+func (i *Instance) waitReady(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	db, err := sqldb.Open(sqldb.Config{Addr: i.Addr(), User: "root"})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := db.PingContext(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case e := <-i.done:
+			i.done <- e
+			return fmt.Errorf("%s exited during start-up (%v); see %s", i.Name, e, i.ErrorLog())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %s: %w; see %s", i.Name, limit, err, i.ErrorLog())
+		}
+	}
+}
+
+// DB opens a connection pool to database name on the instance ("" for none).
+func (i *Instance) DB(name string) (*sql.DB, error) {
+	return sqldb.Open(sqldb.Config{Addr: i.Addr(), User: "root", Database: name})
+}
+
+// Stop shuts the server down cleanly and waits for it to exit.
+func (i *Instance) Stop() error {
+	if i.cmd.Process == nil {
+		return nil
+	}
+	_ = i.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-i.done:
+		return nil
+	case <-time.After(60 * time.Second):
+		i.Kill()
+		return fmt.Errorf("%s did not stop within 60s; killed", i.Name)
+	}
+}
+
+// Kill ends the server at once, as a crash would.
+func (i *Instance) Kill() {
+	if i.cmd.Process != nil {
+		_ = i.cmd.Process.Kill()
+		<-i.done
+		i.done <- nil
+	}
+}
+
+// FreePort asks the kernel for an unused TCP port on 127.0.0.1.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

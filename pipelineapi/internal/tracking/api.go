@@ -1,0 +1,228 @@
+package tracking
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/internal/httpapi"
+	"github.com/shopledger/shopledger/internal/pipeline"
+)
+
+// BasePath is where the API lives.
+const BasePath = "/api/v1/pipeline"
+
+// MaxShards bounds shard numbers accepted by register, to catch garbage early.
+const MaxShards = 1024
+
+// API serves SPEC §3 over a Store.
+type API struct {
+	store       *Store
+	log         *slog.Logger
+	transitions *prometheus.CounterVec
+}
+
+// NewHandler returns the whole HTTP surface: the API under BasePath plus
+// /health, /ready and /metrics.
+func NewHandler(store *Store, log *slog.Logger, reg *prometheus.Registry) http.Handler {
+	a := &API{store: store, log: log, transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pipeline_transitions_total", Help: "Stage transitions asked for, by stage, transition and result (ok, refused, not_found).",
+	}, []string{"stage", "transition", "result"})}
+	reg.MustRegister(a.transitions)
+	r := httpapi.Router("pipelineapi", reg, store.Ping)
+	api := r.PathPrefix(BasePath).Subrouter()
+	api.NotFoundHandler, api.MethodNotAllowedHandler = r.NotFoundHandler, r.MethodNotAllowedHandler
+	api.HandleFunc("/files/register", a.register).Methods(http.MethodPost)
+	api.HandleFunc("/files/{filename}", a.file).Methods(http.MethodGet)
+	api.HandleFunc("/stages/event-ingest/done", a.ingestDone).Methods(http.MethodPost)
+	api.HandleFunc("/stages/{stage}/{transition}", a.transition).Methods(http.MethodPost)
+	api.HandleFunc("/queues/{stage}", a.queue).Methods(http.MethodGet)
+	api.HandleFunc("/metrics/summary", a.summary).Methods(http.MethodGet)
+	return r
+}
+
+func (a *API) register(w http.ResponseWriter, r *http.Request) {
+	var req pipeline.RegisterRequest
+	if err := httpapi.DecodeBody(r, &req); err != nil {
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if err := pipeline.ValidFilename(req.Filename); err != nil {
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if len(req.Shards) == 0 {
+		httpapi.Error(w, http.StatusBadRequest, "shards must list at least one shard")
+		return
+	}
+	seen := map[int]bool{}
+	for _, s := range req.Shards {
+		if s < 0 || s >= MaxShards {
+			httpapi.Error(w, http.StatusBadRequest, "shard %d out of range 0..%d", s, MaxShards-1)
+			return
+		}
+		if seen[s] {
+			httpapi.Error(w, http.StatusBadRequest, "shard %d listed twice", s)
+			return
+		}
+		seen[s] = true
+	}
+	n, err := a.store.Register(r.Context(), req.Filename, req.Shards)
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, pipeline.RegisterResponse{Filename: req.Filename, Shards: req.Shards, Created: n})
+}
+
+func (a *API) ingestDone(w http.ResponseWriter, r *http.Request) {
+	var req pipeline.FileRequest
+	if err := httpapi.DecodeBody(r, &req); err != nil {
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if err := pipeline.ValidFilename(req.Filename); err != nil {
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	n, err := a.store.IngestDone(r.Context(), req.Filename)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, pipeline.IngestDoneResponse{Filename: req.Filename, UpdatedRows: n})
+}
+
+var taskStages = []string{pipeline.StageShardSplitter, pipeline.StageShardWorker, pipeline.StageMySQLSender}
+
+func (a *API) transition(w http.ResponseWriter, r *http.Request) {
+	stage, transition := mux.Vars(r)["stage"], mux.Vars(r)["transition"]
+	if !contains(taskStages, stage) {
+		httpapi.Error(w, http.StatusBadRequest, "unknown stage %q: want one of %s", stage, strings.Join(taskStages, ", "))
+		return
+	}
+	if _, ok := rules[transition]; !ok {
+		httpapi.Error(w, http.StatusBadRequest, "unknown transition %q: want start, done, fail or retry", transition)
+		return
+	}
+	var req pipeline.TaskRequest
+	if err := httpapi.DecodeBody(r, &req); err != nil {
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if err := pipeline.ValidFilename(req.Filename); err != nil {
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if req.Shard == nil {
+		httpapi.Error(w, http.StatusBadRequest, "missing shard")
+		return
+	}
+	if *req.Shard < 0 {
+		httpapi.Error(w, http.StatusBadRequest, "shard must not be negative, got %d", *req.Shard)
+		return
+	}
+	status, err := a.store.Transition(r.Context(), req.Filename, *req.Shard, stage, transition)
+	switch {
+	case err == nil:
+		a.transitions.WithLabelValues(stage, transition, "ok").Inc()
+	case errors.Is(err, ErrIllegal):
+		a.transitions.WithLabelValues(stage, transition, "refused").Inc()
+	case errors.Is(err, ErrNotFound):
+		a.transitions.WithLabelValues(stage, transition, "not_found").Inc()
+	}
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, pipeline.TaskResponse{Filename: req.Filename, Shard: *req.Shard, Stage: stage, Status: status})
+}
+
+func (a *API) queue(w http.ResponseWriter, r *http.Request) {
+	stage := mux.Vars(r)["stage"]
+	if !contains(taskStages, stage) {
+		httpapi.Error(w, http.StatusBadRequest, "unknown stage %q: want one of %s", stage, strings.Join(taskStages, ", "))
+		return
+	}
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), 100, 1, 10000)
+	if err != nil {
+		httpapi.Error(w, http.StatusBadRequest, "limit: %v", err)
+		return
+	}
+	offset, err := intParam(q.Get("offset"), 0, 0, 1<<31-1)
+	if err != nil {
+		httpapi.Error(w, http.StatusBadRequest, "offset: %v", err)
+		return
+	}
+	shard, err := intParam(q.Get("shard"), -1, 0, MaxShards-1)
+	if err != nil {
+		httpapi.Error(w, http.StatusBadRequest, "shard: %v", err)
+		return
+	}
+	items, err := a.store.Queue(r.Context(), stage, shard, limit, offset)
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, pipeline.QueueResponse{Stage: stage, Items: items})
+}
+
+func (a *API) file(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["filename"]
+	if err := pipeline.ValidFilename(name); err != nil {
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	rows, err := a.store.File(r.Context(), name)
+	if err != nil {
+		a.storeError(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, pipeline.FileResponse{Filename: name, Shards: rows})
+}
+
+func (a *API) summary(w http.ResponseWriter, r *http.Request) {
+	s, err := a.store.Summary(r.Context())
+	if err != nil {
+		a.internal(w, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, s)
+}
+
+func (a *API) storeError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		httpapi.Error(w, http.StatusNotFound, "%v", err)
+	case errors.Is(err, ErrIllegal):
+		httpapi.Error(w, http.StatusConflict, "%v", err)
+	default:
+		a.internal(w, err)
+	}
+}
+
+func (a *API) internal(w http.ResponseWriter, err error) {
+	a.log.Error("request failed", "err", err)
+	httpapi.Error(w, http.StatusInternalServerError, "internal error")
+}
+
+// intParam parses an optional integer query parameter within [lo, hi].
+func intParam(s string, def, lo, hi int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, errors.New("not an integer: " + strconv.Quote(s))
+	}
+	if v < lo || v > hi {
+		return 0, errors.New("out of range " + strconv.Itoa(lo) + ".." + strconv.Itoa(hi))
+	}
+	return v, nil
+}

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS stage_claim, file_progress, events, order_return, purchase_history,
+  account_transaction, user, shop_state, shop, good;

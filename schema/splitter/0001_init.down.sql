@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS claim, held_return, order_route;
