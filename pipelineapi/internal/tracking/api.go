@@ -35,14 +35,14 @@ func NewHandler(store *Store, log *slog.Logger, reg *prometheus.Registry) http.H
 	}, []string{"stage", "transition", "result"})}
 	reg.MustRegister(a.transitions)
 	r := httpapi.Router("pipelineapi", reg, store.Ping)
-	api := r.PathPrefix(BasePath).Subrouter()
-	api.NotFoundHandler, api.MethodNotAllowedHandler = r.NotFoundHandler, r.MethodNotAllowedHandler
-	api.HandleFunc("/files/register", a.register).Methods(http.MethodPost)
-	api.HandleFunc("/files/{filename}", a.file).Methods(http.MethodGet)
-	api.HandleFunc("/stages/event-ingest/done", a.ingestDone).Methods(http.MethodPost)
-	api.HandleFunc("/stages/{stage}/{transition}", a.transition).Methods(http.MethodPost)
-	api.HandleFunc("/queues/{stage}", a.queue).Methods(http.MethodGet)
-	api.HandleFunc("/metrics/summary", a.summary).Methods(http.MethodGet)
+	// Full paths rather than a subrouter: gorilla/mux answers 404 instead of
+	// 405 for a wrong method on a subrouter's route.
+	r.HandleFunc(BasePath+"/files/register", a.register).Methods(http.MethodPost)
+	r.HandleFunc(BasePath+"/files/{filename}", a.file).Methods(http.MethodGet)
+	r.HandleFunc(BasePath+"/stages/event-ingest/done", a.ingestDone).Methods(http.MethodPost)
+	r.HandleFunc(BasePath+"/stages/{stage}/{transition}", a.transition).Methods(http.MethodPost)
+	r.HandleFunc(BasePath+"/queues/{stage}", a.queue).Methods(http.MethodGet)
+	r.HandleFunc(BasePath+"/metrics/summary", a.summary).Methods(http.MethodGet)
 	return r
 }
 
