@@ -9,6 +9,7 @@ require (
 	github.com/gorilla/mux v1.8.1
 	github.com/prometheus/client_golang v1.25.0
 	github.com/spf13/viper v1.21.0
+	golang.org/x/sync v0.24.0
 )
 
 require (

@@ -23,6 +23,7 @@ type Routed struct {
 	Src    Source          `json:"src"`
 	Key    string          `json:"key"`
 	ShopID *int64          `json:"shop_id,omitempty"`
+	Orphan bool            `json:"orphan,omitempty"`
 	Event  json.RawMessage `json:"event"`
 }
 
@@ -44,6 +45,7 @@ type Prepared struct {
 	Price   *money.Cents `json:"price,omitempty"`
 	Amount  *money.Cents `json:"amount,omitempty"`
 	Active  bool         `json:"active,omitempty"`
+	Orphan  bool         `json:"orphan,omitempty"`
 	Sub     string       `json:"sub,omitempty"`
 	Reason  string       `json:"reason,omitempty"`
 }
@@ -51,7 +53,7 @@ type Prepared struct {
 // Prepare turns a routed line into a prepared one. Invalid events come back
 // with Reject set; they are recorded, never dropped.
 func Prepare(r Routed) Prepared {
-	out := Prepared{Src: r.Src, Key: r.Key}
+	out := Prepared{Src: r.Src, Key: r.Key, Orphan: r.Orphan}
 	head, err := ParseHead(r.Event)
 	if err != nil {
 		out.Reject = err.Error()

@@ -1,0 +1,37 @@
+# shopledger: the two set-up commands are `make run` and `make test`.
+GO      ?= go
+BIN     := bin
+SHARDS  ?= 2
+CMDS    := ./pipelineapi ./ingest ./shard-splitter ./shard-worker ./audit ./deploy/stack
+
+.PHONY: build run migrate audit test test-short bench-pipeline vet clean
+
+build:
+	$(GO) build -o $(BIN)/ $(CMDS)
+
+## run: the whole product locally on embedded defaults (data in ./.data)
+run: build
+	./$(BIN)/stack run --shards $(SHARDS)
+
+## migrate: start the local databases, apply every migration, stop them
+migrate: build
+	./$(BIN)/stack migrate --shards $(SHARDS)
+
+## audit: check the local shards (run while `make run` is up)
+audit: build
+	SHARDS_COUNT=$(SHARDS) ./$(BIN)/audit
+
+## test: every test, on real MariaDB instances the tests start themselves
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -count=1 -short ./...
+
+## bench-pipeline: events/s per shard from a 100,000-event file to committed rows
+bench-pipeline:
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkPipeline -benchtime 1x -timeout 30m ./e2e
+
+clean:
+	rm -rf $(BIN)

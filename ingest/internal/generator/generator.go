@@ -1,0 +1,308 @@
+// Package generator is the event-ingest stage: on every generation_interval
+// boundary it writes one events file of 1..min(events_per_batch,
+// max_batch_size) events, registering the file with the pipeline API before
+// writing and marking event-ingest done after (SPEC §2). Events posted to
+// its HTTP API are written into the next file.
+package generator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/internal/event"
+	"github.com/shopledger/shopledger/internal/httpapi"
+	"github.com/shopledger/shopledger/internal/pipeline"
+	"github.com/shopledger/shopledger/internal/shard"
+	"github.com/shopledger/shopledger/internal/spool"
+)
+
+// Config is what the generator needs.
+type Config struct {
+	Spool          spool.Dir
+	Interval       time.Duration // generation_interval, whole seconds
+	EventsPerBatch int
+	MaxBatchSize   int
+	Shards         int
+	// MaxPayloadSize bounds the body of POST /api/v1/events in bytes.
+	MaxPayloadSize int64
+	// ValidationTimeout bounds the validation of one posted body.
+	ValidationTimeout time.Duration
+	World             World
+	Seed              uint64
+	// MaxFiles stops the generator after this many files (0: never).
+	MaxFiles int
+}
+
+// Stats is the body of GET /api/v1/events/stats.
+type Stats struct {
+	StartedAt         time.Time      `json:"started_at"`
+	FilesWritten      int            `json:"files_written"`
+	EventsWritten     int            `json:"events_written"`
+	EventsByType      map[string]int `json:"events_by_type"`
+	ExternalAccepted  int            `json:"external_accepted"`
+	ExternalQueued    int            `json:"external_queued"`
+	LastFile          string         `json:"last_file,omitempty"`
+	LastTick          *time.Time     `json:"last_tick,omitempty"`
+	RegisterFailures  int            `json:"register_failures"`
+	DoneFailures      int            `json:"done_failures"`
+	SkippedTicks      int            `json:"skipped_ticks"`
+	PendingDoneMarked []string       `json:"pending_done,omitempty"`
+}
+
+// Generator writes events files.
+type Generator struct {
+	cfg   Config
+	api   *pipeline.Client
+	log   *slog.Logger
+	model *model
+
+	mu       sync.Mutex
+	stats    Stats
+	external [][]byte
+	undone   []string // files written whose done call has not gone through
+
+	events *prometheus.CounterVec
+	files  prometheus.Counter
+}
+
+// New builds a generator.
+func New(cfg Config, api *pipeline.Client, log *slog.Logger, reg prometheus.Registerer) *Generator {
+	g := &Generator{cfg: cfg, api: api, log: log, model: newModel(cfg.World, cfg.Seed),
+		stats:  Stats{StartedAt: time.Now().UTC(), EventsByType: map[string]int{}},
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ingest_events_total", Help: "Events written, by type."}, []string{"type"}),
+		files:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ingest_files_total", Help: "Events files written."}),
+	}
+	reg.MustRegister(g.events, g.files)
+	return g
+}
+
+// Run ticks until ctx ends (or MaxFiles files are written).
+func (g *Generator) Run(ctx context.Context) error {
+	if err := os.MkdirAll(g.cfg.Spool.EventsDir(), 0o755); err != nil {
+		return err
+	}
+	g.finishEarlierFiles(ctx)
+	for ctx.Err() == nil {
+		next := time.Now().Truncate(g.cfg.Interval).Add(g.cfg.Interval)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Until(next)):
+		}
+		if err := g.Tick(ctx, next.UTC()); err != nil {
+			g.log.Error("tick failed", "tick", next.UTC().Format(time.RFC3339), "err", err)
+		}
+		if g.cfg.MaxFiles > 0 && g.snapshot().FilesWritten >= g.cfg.MaxFiles {
+			g.log.Info("wrote the configured number of files; stopping", "files", g.cfg.MaxFiles)
+			return nil
+		}
+	}
+	return nil
+}
+
+// finishEarlierFiles marks event-ingest done for complete files left in the
+// events folder with their ingest still started: a producer (this one before
+// a crash) wrote them but its done call never went through.
+func (g *Generator) finishEarlierFiles(ctx context.Context) {
+	names, _ := filepath.Glob(filepath.Join(g.cfg.Spool.EventsDir(), "*.event-ingest.txt"))
+	sort.Strings(names)
+	if len(names) > 200 {
+		names = names[len(names)-200:]
+	}
+	for _, name := range names {
+		stem := spool.StemOf(name)
+		f, err := g.api.File(ctx, stem)
+		if err != nil {
+			continue
+		}
+		for _, s := range f.Shards {
+			if s.EventIngestStatus == pipeline.StatusStarted {
+				if _, err := g.api.IngestDone(ctx, stem); err == nil {
+					g.log.Info("marked an earlier file's ingest done", "file", stem)
+				}
+				break
+			}
+		}
+	}
+}
+
+// Tick writes the file of tick t.
+func (g *Generator) Tick(ctx context.Context, t time.Time) error {
+	g.retryDone(ctx)
+	stem := t.Format("20060102150405")
+	path := g.cfg.Spool.EventsFile(stem)
+	if _, err := os.Stat(path); err == nil {
+		g.count(func(s *Stats) { s.SkippedTicks++ })
+		return fmt.Errorf("file %s already exists (restarted within the same tick?); tick skipped", path)
+	}
+	limit := min(g.cfg.EventsPerBatch, g.cfg.MaxBatchSize)
+	g.mu.Lock()
+	ext := g.external[:min(len(g.external), limit)]
+	g.external = g.external[len(ext):]
+	g.stats.ExternalQueued = len(g.external)
+	g.mu.Unlock()
+	n := 1 + g.model.rng.IntN(limit)
+	lines := append(ext, g.model.batch(stem, t, max(0, n-len(ext)))...)
+	if _, err := g.api.Register(ctx, stem, shard.All(g.cfg.Shards)); err != nil {
+		g.count(func(s *Stats) { s.RegisterFailures++ })
+		g.requeue(ext)
+		return fmt.Errorf("register %s: %w", stem, err)
+	}
+	w, err := spool.Create(path)
+	if err != nil {
+		g.requeue(ext)
+		return err
+	}
+	byType := map[string]int{}
+	for _, l := range lines {
+		w.Write(l)
+		w.WriteByte('\n')
+		if h, err := event.ParseHead(l); err == nil {
+			byType[h.Type.String()]++
+		}
+	}
+	if err := w.Commit(); err != nil {
+		g.requeue(ext)
+		return err
+	}
+	g.count(func(s *Stats) {
+		s.FilesWritten++
+		s.EventsWritten += len(lines)
+		s.LastFile = stem
+		s.LastTick = &t
+		for k, v := range byType {
+			s.EventsByType[k] += v
+		}
+	})
+	for k, v := range byType {
+		g.events.WithLabelValues(k).Add(float64(v))
+	}
+	g.files.Inc()
+	if _, err := g.api.IngestDone(ctx, stem); err != nil {
+		g.count(func(s *Stats) { s.DoneFailures++ })
+		g.mu.Lock()
+		g.undone = append(g.undone, stem)
+		g.mu.Unlock()
+		return fmt.Errorf("mark %s done (will retry next tick): %w", stem, err)
+	}
+	g.log.Debug("file written", "file", stem, "events", len(lines))
+	return nil
+}
+
+func (g *Generator) retryDone(ctx context.Context) {
+	g.mu.Lock()
+	undone := g.undone
+	g.undone = nil
+	g.mu.Unlock()
+	for i, stem := range undone {
+		if _, err := g.api.IngestDone(ctx, stem); err != nil {
+			g.mu.Lock()
+			g.undone = append(g.undone, undone[i:]...)
+			g.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (g *Generator) requeue(lines [][]byte) {
+	if len(lines) == 0 {
+		return
+	}
+	g.mu.Lock()
+	g.external = append(lines, g.external...)
+	g.stats.ExternalQueued = len(g.external)
+	g.mu.Unlock()
+}
+
+func (g *Generator) count(f func(*Stats)) {
+	g.mu.Lock()
+	f(&g.stats)
+	g.mu.Unlock()
+}
+
+func (g *Generator) snapshot() Stats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.stats
+	s.EventsByType = map[string]int{}
+	for k, v := range g.stats.EventsByType {
+		s.EventsByType[k] = v
+	}
+	s.PendingDoneMarked = append([]string(nil), g.undone...)
+	return s
+}
+
+// maxQueued bounds posted events waiting for a tick.
+const maxQueued = 100_000
+
+// StatsHandler serves GET /api/v1/events/stats.
+func (g *Generator) StatsHandler(w http.ResponseWriter, _ *http.Request) {
+	httpapi.WriteJSON(w, http.StatusOK, g.snapshot())
+}
+
+// PostHandler serves POST /api/v1/events: one event object or an array of
+// them, each validated as the shard worker would; all are queued for the
+// next file or none is.
+func (g *Generator) PostHandler(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ValidationTimeout)
+	defer cancel()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxPayloadSize))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			httpapi.Error(w, http.StatusRequestEntityTooLarge, "body larger than max_payload_size (%d bytes)", mbe.Limit)
+			return
+		}
+		httpapi.Error(w, http.StatusBadRequest, "read body: %v", err)
+		return
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		raws = []json.RawMessage{body}
+	}
+	lines := make([][]byte, 0, len(raws))
+	for i, raw := range raws {
+		if ctx.Err() != nil {
+			httpapi.Error(w, http.StatusRequestTimeout, "validation took longer than validation_timeout (%s)", g.cfg.ValidationTimeout)
+			return
+		}
+		h, err := event.ParseHead(raw)
+		if err == nil {
+			_, err = event.Decode(raw, h.Type)
+		}
+		if err != nil {
+			httpapi.Error(w, http.StatusBadRequest, "event %d: %v", i, err)
+			return
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err != nil {
+			httpapi.Error(w, http.StatusBadRequest, "event %d: %v", i, err)
+			return
+		}
+		lines = append(lines, buf.Bytes())
+	}
+	g.mu.Lock()
+	if len(g.external)+len(lines) > maxQueued {
+		g.mu.Unlock()
+		httpapi.Error(w, http.StatusTooManyRequests, "queue full (%d events waiting); retry later", maxQueued)
+		return
+	}
+	g.external = append(g.external, lines...)
+	g.stats.ExternalAccepted += len(lines)
+	g.stats.ExternalQueued = len(g.external)
+	g.mu.Unlock()
+	httpapi.WriteJSON(w, http.StatusAccepted, map[string]int{"accepted": len(lines)})
+}

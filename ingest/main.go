@@ -1,0 +1,74 @@
+// Command ingest is the event-ingest stage: it generates coherent events
+// into files under <shared>/events on every generation_interval boundary and
+// serves GET /health, /ready, /api/v1/events/stats and POST /api/v1/events.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shopledger/shopledger/ingest/internal/generator"
+	"github.com/shopledger/shopledger/internal/config"
+	"github.com/shopledger/shopledger/internal/httpapi"
+	"github.com/shopledger/shopledger/internal/logging"
+	"github.com/shopledger/shopledger/internal/pipeline"
+	"github.com/shopledger/shopledger/internal/spool"
+)
+
+func main() {
+	path := flag.String("config", "", "TOML config file (default: built-in defaults and environment)")
+	flag.Parse()
+	cfg := defaults()
+	if err := config.Load(*path, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "ingest:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		logging.New(cfg.Logging, "ingest").Error("exit", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg *Config) error {
+	log := logging.New(cfg.Logging, "ingest")
+	dir := spool.Dir(cfg.Shared)
+	seed := cfg.Generator.Seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	api := pipeline.NewClient(pipeline.ClientConfig{URL: cfg.Pipeline.URL, Timeout: cfg.Pipeline.Timeout, Retries: cfg.Pipeline.Retries})
+	reg := httpapi.NewRegistry()
+	gen := generator.New(generator.Config{Spool: dir, Interval: cfg.Events.GenerationInterval,
+		EventsPerBatch: cfg.Events.EventsPerBatch, MaxBatchSize: cfg.Events.MaxBatchSize, Shards: cfg.Pipeline.ShardsCount,
+		MaxPayloadSize: cfg.Events.MaxPayloadSize, ValidationTimeout: cfg.Events.ValidationTimeout,
+		World: generator.World{Shops: cfg.Generator.Shops, Goods: cfg.Generator.Goods, Users: cfg.Generator.Users},
+		Seed:  seed, MaxFiles: cfg.Events.MaxFiles}, api, log, reg)
+	ready := func(context.Context) error {
+		f, err := os.CreateTemp(dir.EventsDir(), ".ready-*")
+		if err != nil {
+			return fmt.Errorf("events folder not writable: %w", err)
+		}
+		f.Close()
+		return os.Remove(f.Name())
+	}
+	r := httpapi.Router("ingest", reg, ready)
+	r.HandleFunc("/api/v1/events/stats", gen.StatsHandler).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/events", gen.PostHandler).Methods(http.MethodPost)
+	g, ctx := errgroup.WithContext(ctx)
+	srvCtx, stopServer := context.WithCancel(ctx)
+	g.Go(func() error { defer stopServer(); return gen.Run(ctx) })
+	g.Go(func() error { return httpapi.Serve(srvCtx, cfg.Server, r, log) })
+	log.Info("started", "interval", cfg.Events.GenerationInterval, "batch", min(cfg.Events.EventsPerBatch, cfg.Events.MaxBatchSize),
+		"shards", cfg.Pipeline.ShardsCount, "events_dir", dir.EventsDir())
+	return g.Wait()
+}

@@ -1,0 +1,315 @@
+// Package localstack runs the whole product on one machine: the control
+// MariaDB instance and N shard instances on the ports of SPEC §6, their
+// migrations, and the component processes with their logs prefixed by
+// component. `make run` uses it, and so do the end-to-end tests, which also
+// kill and restart its processes.
+package localstack
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shopledger/shopledger/internal/localdb"
+	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/schema"
+)
+
+// Layout says where everything lives.
+type Layout struct {
+	Root          string // data root, e.g. ./.data
+	Shards        int
+	ControlPort   int // 33060 by default
+	ShardBasePort int // shard i listens on ShardBasePort+i; 33061 by default
+	// SmallServers gives each MariaDB a small buffer pool (tests).
+	SmallServers bool
+}
+
+// Shared is the shared folder of the stages.
+func (l Layout) Shared() string { return filepath.Join(l.Root, "shared") }
+
+// ShardAddr is shard i's address.
+func (l Layout) ShardAddr(i int) string { return fmt.Sprintf("127.0.0.1:%d", l.ShardBasePort+i) }
+
+// ControlAddr is the control instance's address.
+func (l Layout) ControlAddr() string { return fmt.Sprintf("127.0.0.1:%d", l.ControlPort) }
+
+// Databases are the running MariaDB instances.
+type Databases struct {
+	Control *localdb.Instance
+	Shards  []*localdb.Instance
+}
+
+// StartDatabases starts (initialising on first use) the control and shard
+// instances in parallel and applies every migration.
+func StartDatabases(ctx context.Context, l Layout, logf func(string, ...any)) (*Databases, error) {
+	if err := localdb.EnsureServer(ctx, logf); err != nil {
+		return nil, err
+	}
+	d := &Databases{Shards: make([]*localdb.Instance, l.Shards)}
+	var extra []string
+	if l.SmallServers {
+		extra = []string{"--innodb-buffer-pool-size=64M", "--innodb-log-file-size=64M"}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	var mu sync.Mutex
+	start := func(name string, port int, id uint32, set func(*localdb.Instance)) {
+		g.Go(func() error {
+			inst, err := localdb.Start(gctx, localdb.Options{Name: name, Dir: filepath.Join(l.Root, "mysql", name),
+				Port: port, ServerID: id, Extra: extra})
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			set(inst)
+			mu.Unlock()
+			logf("%s: MariaDB on %s (data %s)", name, inst.Addr(), inst.Dir)
+			return nil
+		})
+	}
+	start("control", l.ControlPort, 1, func(i *localdb.Instance) { d.Control = i })
+	for i := range l.Shards {
+		start(fmt.Sprintf("shard%d", i), l.ShardBasePort+i, uint32(11+i), func(inst *localdb.Instance) { d.Shards[i] = inst })
+	}
+	if err := g.Wait(); err != nil {
+		d.Stop()
+		return nil, err
+	}
+	if err := d.Migrate(ctx); err != nil {
+		d.Stop()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Migrate applies every database's migrations.
+func (d *Databases) Migrate(ctx context.Context) error {
+	root := sqldb.Config{Addr: d.Control.Addr(), User: "root"}
+	for _, m := range []struct {
+		db  string
+		set schema.Set
+	}{{"pipeline_db", schema.Pipeline}, {"splitter_db", schema.Splitter}} {
+		c := root
+		c.Database = m.db
+		if err := schema.Apply(ctx, c, m.set); err != nil {
+			return err
+		}
+	}
+	for _, s := range d.Shards {
+		if err := schema.Apply(ctx, sqldb.Config{Addr: s.Addr(), User: "root", Database: "shop"}, schema.Shard); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stop shuts every instance down cleanly.
+func (d *Databases) Stop() {
+	var wg sync.WaitGroup
+	for _, inst := range append([]*localdb.Instance{d.Control}, d.Shards...) {
+		if inst != nil {
+			wg.Go(func() { _ = inst.Stop() })
+		}
+	}
+	wg.Wait()
+}
+
+// Process is a component process, restarted when it dies unless stopped.
+type Process struct {
+	Name string
+	Bin  string
+	Args []string
+	Env  []string
+	Out  io.Writer // receives "name | line" for each line of output
+	// Restart restarts the process after it exits on its own.
+	Restart bool
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	stopped bool
+	done    chan struct{}
+}
+
+// Start runs the process (and its supervisor when Restart is set).
+func (p *Process) Start() error {
+	p.done = make(chan struct{})
+	if err := p.spawn(); err != nil {
+		return err
+	}
+	go p.supervise()
+	return nil
+}
+
+func (p *Process) spawn() error {
+	cmd := exec.Command(p.Bin, p.Args...)
+	cmd.Env = append(os.Environ(), p.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			fmt.Fprintf(p.Out, "%-16s| %s\n", p.Name, sc.Text())
+		}
+	}()
+	go func() {
+		err := cmd.Wait()
+		pw.Close()
+		p.mu.Lock()
+		stopped := p.stopped
+		p.mu.Unlock()
+		if !stopped {
+			fmt.Fprintf(p.Out, "%-16s| exited: %v\n", p.Name, err)
+		}
+		close(exited)
+	}()
+	p.mu.Lock()
+	p.cmd, p.exited = cmd, exited
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Process) supervise() {
+	defer close(p.done)
+	for {
+		p.mu.Lock()
+		exited := p.exited
+		p.mu.Unlock()
+		<-exited
+		p.mu.Lock()
+		stop := p.stopped || !p.Restart
+		p.mu.Unlock()
+		if stop {
+			return
+		}
+		time.Sleep(time.Second)
+		p.mu.Lock()
+		stop = p.stopped
+		p.mu.Unlock()
+		if stop {
+			return
+		}
+		fmt.Fprintf(p.Out, "%-16s| restarting\n", p.Name)
+		if err := p.spawn(); err != nil {
+			fmt.Fprintf(p.Out, "%-16s| %v\n", p.Name, err)
+			return
+		}
+	}
+}
+
+// Kill sends SIGKILL, as a crash would; a supervised process restarts.
+func (p *Process) Kill() {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.mu.Unlock()
+	_ = cmd.Process.Kill()
+	<-exited
+}
+
+// Stop ends the process with SIGTERM (SIGKILL after timeout) for good.
+func (p *Process) Stop(timeout time.Duration) {
+	p.mu.Lock()
+	p.stopped = true
+	cmd, exited := p.cmd, p.exited
+	p.mu.Unlock()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	<-p.done
+}
+
+// Exited is closed when the current run of the process ends.
+func (p *Process) Exited() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exited
+}
+
+// WaitHTTP polls url until it answers 200 or ctx ends.
+func WaitHTTP(ctx context.Context, url string) error {
+	var last error = errors.New("no answer yet")
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Errorf("HTTP %d", resp.StatusCode)
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %w", url, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Components returns the processes of the file pipeline for layout l, with
+// binaries from binDir: pipelineapi, ingest, shard-splitter and one
+// shard-worker per shard, configured through the environment.
+func Components(l Layout, binDir string, out io.Writer, pipelinePort, ingestPort int, extraEnv map[string][]string) []*Process {
+	shared := l.Shared()
+	pipelineURL := fmt.Sprintf("http://127.0.0.1:%d/api/v1/pipeline", pipelinePort)
+	common := []string{"SHARED_DIR=" + shared, "PIPELINE_URL=" + pipelineURL, fmt.Sprintf("PIPELINE_SHARDS_COUNT=%d", l.Shards)}
+	mk := func(name, bin string, args []string, env ...string) *Process {
+		env = append(append(append([]string{}, common...), env...), extraEnv[name]...)
+		return &Process{Name: name, Bin: filepath.Join(binDir, bin), Args: args, Env: env, Out: out, Restart: true}
+	}
+	procs := []*Process{
+		mk("pipelineapi", "pipelineapi", nil, fmt.Sprintf("SERVER_PORT=%d", pipelinePort), "DATABASE_ADDR="+l.ControlAddr()),
+		mk("shard-splitter", "shard-splitter", nil, "DATABASE_ADDR="+l.ControlAddr()),
+	}
+	for i := range l.Shards {
+		procs = append(procs, mk(fmt.Sprintf("shard-worker-%d", i), "shard-worker", []string{"--shard", fmt.Sprint(i)},
+			"DATABASE_ADDR="+l.ShardAddr(i)))
+	}
+	procs = append(procs, mk("ingest", "ingest", nil, fmt.Sprintf("SERVER_PORT=%d", ingestPort)))
+	return procs
+}
+
+// PrefixWriter serialises lines written by several processes.
+type PrefixWriter struct {
+	mu sync.Mutex
+	W  io.Writer
+}
+
+func (w *PrefixWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.W.Write(b)
+}
+
+// Names lists process names, for messages.
+func Names(procs []*Process) string {
+	var n []string
+	for _, p := range procs {
+		n = append(n, p.Name)
+	}
+	return strings.Join(n, ", ")
+}

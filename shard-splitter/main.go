@@ -1,0 +1,63 @@
+// Command shard-splitter runs the shard-splitter stage: every events file is
+// split into one file per shard, routed by shop (SPEC §2).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shopledger/shopledger/internal/config"
+	"github.com/shopledger/shopledger/internal/httpapi"
+	"github.com/shopledger/shopledger/internal/logging"
+	"github.com/shopledger/shopledger/internal/pipeline"
+	"github.com/shopledger/shopledger/internal/spool"
+	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/schema"
+	"github.com/shopledger/shopledger/shard-splitter/internal/splitter"
+)
+
+func main() {
+	path := flag.String("config", "", "TOML config file (default: built-in defaults and environment)")
+	flag.Parse()
+	cfg := defaults()
+	if err := config.Load(*path, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "shard-splitter:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		logging.New(cfg.Logging, "shard-splitter").Error("exit", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg *Config) error {
+	log := logging.New(cfg.Logging, "shard-splitter")
+	if err := schema.Apply(ctx, cfg.Database, schema.Splitter); err != nil {
+		return err
+	}
+	db, err := sqldb.Open(cfg.Database)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	api := pipeline.NewClient(pipeline.ClientConfig{URL: cfg.Pipeline.URL, Timeout: cfg.Pipeline.Timeout, Retries: cfg.Pipeline.Retries})
+	reg := httpapi.NewRegistry()
+	s := splitter.New(splitter.Config{Spool: spool.Dir(cfg.Shared), Shards: cfg.Pipeline.ShardsCount,
+		PollInterval: cfg.Splitter.PollInterval, ReturnHold: cfg.Splitter.ReturnHold}, db, api, log, reg)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Run(ctx) })
+	if cfg.Server.Port > 0 {
+		h := httpapi.Router("shard-splitter", reg, db.PingContext)
+		g.Go(func() error { return httpapi.Serve(ctx, cfg.Server, h, log) })
+	}
+	log.Info("started", "shards", cfg.Pipeline.ShardsCount, "shared_dir", cfg.Shared)
+	return g.Wait()
+}
