@@ -17,6 +17,7 @@ import (
 
 	"github.com/shopledger/shopledger/ingest/internal/generator"
 	"github.com/shopledger/shopledger/internal/config"
+	"github.com/shopledger/shopledger/internal/eventgen"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
 	"github.com/shopledger/shopledger/internal/pipeline"
@@ -51,7 +52,7 @@ func run(ctx context.Context, cfg *Config) error {
 	gen := generator.New(generator.Config{Spool: dir, Interval: cfg.Events.GenerationInterval,
 		EventsPerBatch: cfg.Events.EventsPerBatch, MaxBatchSize: cfg.Events.MaxBatchSize, Shards: cfg.Pipeline.ShardsCount,
 		MaxPayloadSize: cfg.Events.MaxPayloadSize, ValidationTimeout: cfg.Events.ValidationTimeout,
-		World: generator.World{Shops: cfg.Generator.Shops, Goods: cfg.Generator.Goods, Users: cfg.Generator.Users},
+		World: eventgen.World{Shops: cfg.Generator.Shops, Goods: cfg.Generator.Goods, Users: cfg.Generator.Users},
 		Seed:  seed, MaxFiles: cfg.Events.MaxFiles}, api, log, reg)
 	ready := func(context.Context) error {
 		f, err := os.CreateTemp(dir.EventsDir(), ".ready-*")

@@ -39,7 +39,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	l := localstack.Layout{Root: *root, Shards: *shards, ControlPort: 33060, ShardBasePort: 33061}
+	l := localstack.DefaultLayout(*root, *shards)
 	if err := run(ctx, os.Args[1], l, *bin); err != nil {
 		fmt.Fprintln(os.Stderr, "stack:", err)
 		os.Exit(1)

@@ -29,19 +29,28 @@ import (
 
 // Layout says where everything lives.
 type Layout struct {
-	Root          string // data root, e.g. ./.data
-	Shards        int
-	ControlPort   int // 33060 by default
-	ShardBasePort int // shard i listens on ShardBasePort+i; 33061 by default
+	Root        string // data root, e.g. ./.data
+	Shards      int
+	ControlPort int   // 33060 by default
+	ShardPorts  []int // shard i listens on ShardPorts[i]; 33061+i by default
 	// SmallServers gives each MariaDB a small buffer pool (tests).
 	SmallServers bool
+}
+
+// DefaultLayout is the layout of SPEC §6 under root.
+func DefaultLayout(root string, shards int) Layout {
+	l := Layout{Root: root, Shards: shards, ControlPort: 33060}
+	for i := range shards {
+		l.ShardPorts = append(l.ShardPorts, 33061+i)
+	}
+	return l
 }
 
 // Shared is the shared folder of the stages.
 func (l Layout) Shared() string { return filepath.Join(l.Root, "shared") }
 
 // ShardAddr is shard i's address.
-func (l Layout) ShardAddr(i int) string { return fmt.Sprintf("127.0.0.1:%d", l.ShardBasePort+i) }
+func (l Layout) ShardAddr(i int) string { return fmt.Sprintf("127.0.0.1:%d", l.ShardPorts[i]) }
 
 // ControlAddr is the control instance's address.
 func (l Layout) ControlAddr() string { return fmt.Sprintf("127.0.0.1:%d", l.ControlPort) }
@@ -81,7 +90,7 @@ func StartDatabases(ctx context.Context, l Layout, logf func(string, ...any)) (*
 	}
 	start("control", l.ControlPort, 1, func(i *localdb.Instance) { d.Control = i })
 	for i := range l.Shards {
-		start(fmt.Sprintf("shard%d", i), l.ShardBasePort+i, uint32(11+i), func(inst *localdb.Instance) { d.Shards[i] = inst })
+		start(fmt.Sprintf("shard%d", i), l.ShardPorts[i], uint32(11+i), func(inst *localdb.Instance) { d.Shards[i] = inst })
 	}
 	if err := g.Wait(); err != nil {
 		d.Stop()

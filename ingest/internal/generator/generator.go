@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/internal/event"
+	"github.com/shopledger/shopledger/internal/eventgen"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/shard"
@@ -40,7 +41,7 @@ type Config struct {
 	MaxPayloadSize int64
 	// ValidationTimeout bounds the validation of one posted body.
 	ValidationTimeout time.Duration
-	World             World
+	World             eventgen.World
 	Seed              uint64
 	// MaxFiles stops the generator after this many files (0: never).
 	MaxFiles int
@@ -67,7 +68,7 @@ type Generator struct {
 	cfg   Config
 	api   *pipeline.Client
 	log   *slog.Logger
-	model *model
+	model *eventgen.Model
 
 	mu       sync.Mutex
 	stats    Stats
@@ -80,7 +81,7 @@ type Generator struct {
 
 // New builds a generator.
 func New(cfg Config, api *pipeline.Client, log *slog.Logger, reg prometheus.Registerer) *Generator {
-	g := &Generator{cfg: cfg, api: api, log: log, model: newModel(cfg.World, cfg.Seed),
+	g := &Generator{cfg: cfg, api: api, log: log, model: eventgen.New(cfg.World, cfg.Seed),
 		stats:  Stats{StartedAt: time.Now().UTC(), EventsByType: map[string]int{}},
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ingest_events_total", Help: "Events written, by type."}, []string{"type"}),
 		files:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ingest_files_total", Help: "Events files written."}),
@@ -154,8 +155,8 @@ func (g *Generator) Tick(ctx context.Context, t time.Time) error {
 	g.external = g.external[len(ext):]
 	g.stats.ExternalQueued = len(g.external)
 	g.mu.Unlock()
-	n := 1 + g.model.rng.IntN(limit)
-	lines := append(ext, g.model.batch(stem, t, max(0, n-len(ext)))...)
+	n := 1 + g.model.IntN(limit)
+	lines := append(ext, g.model.Batch(stem, t, max(0, n-len(ext)))...)
 	if _, err := g.api.Register(ctx, stem, shard.All(g.cfg.Shards)); err != nil {
 		g.count(func(s *Stats) { s.RegisterFailures++ })
 		g.requeue(ext)

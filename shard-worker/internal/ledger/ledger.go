@@ -144,7 +144,7 @@ func (l *Ledger) Apply(ctx context.Context, evs []event.Prepared) (Stats, error)
 		seen: map[string]bool{}, done: map[event.Source]bool{},
 		users: map[int64]*userRow{}, stock: map[stockKey]*stockRow{}, shops: map[int64]*shopRow{},
 		orders: map[int64]*orderRow{}, pending: map[int64][]pendingRef{}, goods: map[int64]money.Cents{},
-		txs: bulk{head: "INSERT INTO account_transaction (user_id, amount, type, reason, idempotency_key) VALUES ", cols: 5},
+		txs:     bulk{head: "INSERT INTO account_transaction (user_id, amount, type, reason, idempotency_key) VALUES ", cols: 5},
 		returns: bulk{head: "INSERT INTO order_return (order_id, qty, amount, event_key) VALUES ", cols: 4},
 	}
 	if err := b.load(ctx, tx, evs); err != nil {

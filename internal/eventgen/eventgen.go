@@ -1,4 +1,10 @@
-package generator
+// Package eventgen generates coherent events for the ingest generator, the
+// tests and the benchmarks: prices before sales, restocks, purchases (some
+// beyond the buyer's balance or the stock, some in closed shops), returns of
+// earlier purchases with and without shop_id, returns sent before their
+// purchase, and verbatim duplicates of earlier lines. The same seed gives the
+// same events.
+package eventgen
 
 import (
 	"encoding/json"
@@ -15,13 +21,10 @@ type World struct {
 	Shops, Goods, Users int
 }
 
-// model produces coherent events: prices before sales, restocks, purchases
-// (some beyond the buyer's balance or the stock, some in closed shops),
-// returns of earlier purchases with and without shop_id, returns sent before
-// their purchase, and verbatim duplicates of earlier lines.
-type model struct {
+// Model holds what the generator remembers between events.
+type Model struct {
 	w       World
-	rng     *rand.Rand
+	rng     *rand.Rand // not safe for concurrent use
 	prices  map[[2]int64]money.Cents
 	stock   map[[2]int64]int64 // the generator's own estimate of stock
 	stocked [][2]int64         // pairs that have a price and were restocked
@@ -38,8 +41,9 @@ type purchase struct {
 	price                                money.Cents
 }
 
-func newModel(w World, seed uint64) *model {
-	return &model{w: w, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+// New returns a model seeded with seed.
+func New(w World, seed uint64) *Model {
+	return &Model{w: w, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		prices: map[[2]int64]money.Cents{}, stock: map[[2]int64]int64{}, closed: map[int64]bool{}, recent: make([]purchase, 0, 512)}
 }
 
@@ -51,8 +55,9 @@ type envelope struct {
 	IdempotencyKey string `json:"idempotency_key"`
 }
 
-// batch returns n event lines for the tick at t.
-func (m *model) batch(stem string, t time.Time, n int) [][]byte {
+// Batch returns n event lines for the file of the tick at t, whose stem is
+// stem. Purchases whose return was sent first may follow in a later batch.
+func (m *Model) Batch(stem string, t time.Time, n int) [][]byte {
 	m.next = 0
 	out := make([][]byte, 0, n)
 	for len(out) < n {
@@ -80,18 +85,18 @@ func (m *model) batch(stem string, t time.Time, n int) [][]byte {
 	return out
 }
 
-func (m *model) line(stem string, at time.Time, t event.Type, payload any) []byte {
+func (m *Model) line(stem string, at time.Time, t event.Type, payload any) []byte {
 	m.seq++
 	b, _ := json.Marshal(envelope{EventType: int(t), Payload: payload, SavedAt: event.FormatTime(at),
 		Timestamp: event.FormatTime(at.Add(3 * time.Millisecond)), IdempotencyKey: fmt.Sprintf("ingest-%s-%d", stem, m.seq)})
 	return b
 }
 
-func (m *model) id(n int) int64 { return int64(1 + m.rng.IntN(n)) }
+func (m *Model) id(n int) int64 { return int64(1 + m.rng.IntN(n)) }
 
 // one returns the lines of one generated event (two for a return sent
 // before its purchase, which then follows later).
-func (m *model) one(stem string, at time.Time) [][]byte {
+func (m *Model) one(stem string, at time.Time) [][]byte {
 	shop, good := m.id(m.w.Shops), m.id(m.w.Goods)
 	r := m.rng.IntN(100)
 	switch {
@@ -149,7 +154,7 @@ func (m *model) one(stem string, at time.Time) [][]byte {
 }
 
 // pricedPair picks a (shop, good) that has a price.
-func (m *model) pricedPair() (int64, int64) {
+func (m *Model) pricedPair() (int64, int64) {
 	i := m.rng.IntN(len(m.prices))
 	for k := range m.prices {
 		if i == 0 {
@@ -160,7 +165,7 @@ func (m *model) pricedPair() (int64, int64) {
 	return 1, 1
 }
 
-func (m *model) purchase(stem string, shop, good int64) purchase {
+func (m *Model) purchase(stem string, shop, good int64) purchase {
 	qty := int64(1 + m.rng.IntN(3))
 	if m.rng.IntN(20) == 0 {
 		qty = int64(40 + m.rng.IntN(60)) // beyond most balances and stocks
@@ -184,7 +189,7 @@ func (m *model) purchase(stem string, shop, good int64) purchase {
 	return p
 }
 
-func (m *model) purchaseLine(stem string, at time.Time, p purchase) []byte {
+func (m *Model) purchaseLine(stem string, at time.Time, p purchase) []byte {
 	pl := map[string]any{"order_id": p.orderID, "user_id": p.userID, "shop_id": p.shopID, "good_id": p.goodID, "qty": p.qty}
 	if p.price > 0 && m.rng.IntN(2) == 0 {
 		pl["price_at_order"] = p.price
@@ -192,7 +197,7 @@ func (m *model) purchaseLine(stem string, at time.Time, p purchase) []byte {
 	return m.line(stem, at, event.Purchase, pl)
 }
 
-func (m *model) returnLine(stem string, at time.Time, p purchase) []byte {
+func (m *Model) returnLine(stem string, at time.Time, p purchase) []byte {
 	pl := map[string]any{"order_id": p.orderID, "user_id": p.userID, "good_id": p.goodID, "qty": 1 + m.rng.Int64N(p.qty)}
 	if m.rng.IntN(2) == 0 {
 		pl["shop_id"] = p.shopID
@@ -202,3 +207,6 @@ func (m *model) returnLine(stem string, at time.Time, p purchase) []byte {
 	}
 	return m.line(stem, at, event.Return, pl)
 }
+
+// IntN returns a pseudo-random number in [0, n) from the model's source.
+func (m *Model) IntN(n int) int { return m.rng.IntN(n) }
