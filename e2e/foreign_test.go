@@ -68,8 +68,8 @@ func TestForeignProducerFiles(t *testing.T) {
 		{"20251015174140", 1, 1, "applied", ""},
 		{"20251015174140", 5, 1, "applied", ""},
 		{"20251015174140", 6, 0, "applied", ""},
-		{"20251015174140", 7, 1, "applied", ""},   // return routed to its purchase's shard
-		{"20251015174140", 8, 1, "applied", ""},   // held, released when order 999 came
+		{"20251015174140", 7, 1, "applied", ""},    // return routed to its purchase's shard
+		{"20251015174140", 8, 1, "applied", ""},    // held, released when order 999 came
 		{"20251015174140", 10, 1, "duplicate", ""}, // same line as 5
 		{"20251015174140", 11, 0, "applied", ""},   // pending until order 300 came
 		{"20251015174140", 12, 0, "rejected", "insufficient stock"},

@@ -110,6 +110,9 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 			return nil, err
 		}
 	}
+	if err := os.MkdirAll(o.tmpDir(), 0o755); err != nil {
+		return nil, err
+	}
 	if err := portFree(o.Port); err != nil {
 		return nil, fmt.Errorf("%s: %w", o.Name, err)
 	}
@@ -120,6 +123,7 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 	args := []string{
 		"--no-defaults", "--user=root",
 		"--datadir=" + o.dataDir(),
+		"--tmpdir=" + o.tmpDir(),
 		"--port=" + strconv.Itoa(o.Port),
 		"--bind-address=127.0.0.1",
 		"--socket=" + o.Socket(),
@@ -151,9 +155,16 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 	return inst, nil
 }
 
+// tmpDir is the instance's own temporary folder: instances bootstrapped in
+// parallel with a shared /tmp collide on temporary table names.
+func (o Options) tmpDir() string { return filepath.Join(o.Dir, "tmp") }
+
 func initDataDir(ctx context.Context, o Options) error {
+	if err := os.MkdirAll(o.tmpDir(), 0o755); err != nil {
+		return err
+	}
 	cmd := exec.CommandContext(ctx, "mariadb-install-db", "--no-defaults", "--user=root",
-		"--datadir="+o.dataDir(), "--auth-root-authentication-method=normal")
+		"--datadir="+o.dataDir(), "--tmpdir="+o.tmpDir(), "--auth-root-authentication-method=normal")
 	if _, err := exec.LookPath("mariadb-install-db"); err != nil {
 		cmd = exec.CommandContext(ctx, "mysql_install_db", "--no-defaults", "--user=root", "--datadir="+o.dataDir())
 	}

@@ -441,6 +441,7 @@ func (b *batch) priceChange(e event.Prepared) string {
 const maxQty = 1_000_000_000
 
 func (b *batch) purchase(e event.Prepared) string {
+	u := b.user(e.UserID) // seen, whatever becomes of the purchase
 	if b.orders[e.OrderID] != nil {
 		return fmt.Sprintf("order %d already exists", e.OrderID)
 	}
@@ -462,7 +463,6 @@ func (b *batch) purchase(e event.Prepared) string {
 	if s.count < e.Qty {
 		return fmt.Sprintf("insufficient stock: shop %d good %d has %d, order wants %d", e.ShopID, e.GoodID, s.count, e.Qty)
 	}
-	u := b.user(e.UserID)
 	if u.balance < amount {
 		return fmt.Sprintf("insufficient balance: user %d has %s, order costs %s", e.UserID, u.balance, amount)
 	}
