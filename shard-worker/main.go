@@ -63,7 +63,16 @@ func run(ctx context.Context, cfg *Config) error {
 	w := worker.New(worker.Config{Shard: cfg.Shard, Spool: spool.Dir(cfg.Shared), BatchSize: cfg.Worker.BatchSize,
 		PollInterval: cfg.Worker.PollInterval}, db, api, l, log, reg)
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return w.Run(ctx) })
+	locked := make(chan struct{})
+	g.Go(func() error { return worker.HoldWriterLock(ctx, db, locked) })
+	g.Go(func() error {
+		select {
+		case <-locked:
+		case <-ctx.Done():
+			return nil
+		}
+		return w.Run(ctx)
+	})
 	if cfg.Server.Port > 0 {
 		h := httpapi.Router(fmt.Sprintf("shard-worker-%d", cfg.Shard), reg, db.PingContext)
 		g.Go(func() error { return httpapi.Serve(ctx, cfg.Server, h, log) })

@@ -96,37 +96,48 @@ type routing struct {
 	OrderID *int64 `json:"order_id"`
 }
 
-// ParseHead reads the envelope of a line and the fields that route it. An
-// error wraps ErrMalformed and says what is wrong.
-func ParseHead(line []byte) (Head, error) {
+// envelope reads and checks the envelope of a line: its type, a payload
+// object and a valid timestamp.
+func envelope(line []byte) (Envelope, Type, time.Time, error) {
 	var env Envelope
 	if err := json.Unmarshal(line, &env); err != nil {
-		return Head{}, fmt.Errorf("%w: invalid JSON: %v", ErrMalformed, err)
+		return env, 0, time.Time{}, fmt.Errorf("%w: invalid JSON: %v", ErrMalformed, err)
 	}
 	if env.EventType == nil {
-		return Head{}, fmt.Errorf("%w: missing event_type", ErrMalformed)
+		return env, 0, time.Time{}, fmt.Errorf("%w: missing event_type", ErrMalformed)
 	}
 	t := Type(*env.EventType)
 	if t < StockChange || t > ShopStatus {
-		return Head{}, fmt.Errorf("%w: unknown event_type %d", ErrMalformed, *env.EventType)
+		return env, 0, time.Time{}, fmt.Errorf("%w: unknown event_type %d", ErrMalformed, *env.EventType)
 	}
 	p := bytes.TrimSpace(env.Payload)
 	if len(p) == 0 || p[0] != '{' {
-		return Head{}, fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
+		return env, 0, time.Time{}, fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
 	}
+	env.Payload = p
 	tsText := env.Timestamp
 	if tsText == "" {
 		tsText = env.TS
 	}
 	if tsText == "" {
-		return Head{}, fmt.Errorf("%w: missing timestamp", ErrMalformed)
+		return env, 0, time.Time{}, fmt.Errorf("%w: missing timestamp", ErrMalformed)
 	}
 	ts, err := ParseTime(tsText)
 	if err != nil {
-		return Head{}, fmt.Errorf("%w: timestamp: %v", ErrMalformed, err)
+		return env, 0, time.Time{}, fmt.Errorf("%w: timestamp: %v", ErrMalformed, err)
+	}
+	return env, t, ts, nil
+}
+
+// ParseHead reads the envelope of a line and the fields that route it. An
+// error wraps ErrMalformed and says what is wrong.
+func ParseHead(line []byte) (Head, error) {
+	env, t, ts, err := envelope(line)
+	if err != nil {
+		return Head{}, err
 	}
 	var r routing
-	if err := json.Unmarshal(p, &r); err != nil {
+	if err := json.Unmarshal(env.Payload, &r); err != nil {
 		return Head{}, fmt.Errorf("%w: routing field: %v", ErrMalformed, err)
 	}
 	h := Head{Type: t, ShopID: r.ShopID, OrderID: r.OrderID, Timestamp: ts}
@@ -138,7 +149,7 @@ func ParseHead(line []byte) (Head, error) {
 	case r.ShopID != nil && *r.ShopID < 0:
 		return Head{}, fmt.Errorf("%w: negative shop_id %d", ErrMalformed, *r.ShopID)
 	}
-	h.Key, err = identity(env, t, p, ts)
+	h.Key, err = identity(env, t, env.Payload, ts)
 	if err != nil {
 		return Head{}, err
 	}
@@ -195,15 +206,13 @@ var SubEventTypes = []string{"restock", "defect", "loss"}
 // checks every field the shard worker relies on. The error, if any, is the
 // reason recorded with the rejected event.
 func Decode(line []byte, t Type) (Payload, error) {
-	var env Envelope
-	if err := json.Unmarshal(line, &env); err != nil {
-		return Payload{}, fmt.Errorf("invalid JSON: %v", err)
+	var env struct {
+		Payload Payload `json:"payload"`
 	}
-	var p Payload
-	if err := json.Unmarshal(env.Payload, &p); err != nil {
+	if err := json.Unmarshal(line, &env); err != nil {
 		return Payload{}, fmt.Errorf("payload: %v", err)
 	}
-	return p, p.Validate(t)
+	return env.Payload, env.Payload.Validate(t)
 }
 
 // Validate checks the fields required by event type t and their ranges.

@@ -2,6 +2,7 @@ package event
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/shopledger/shopledger/internal/money"
@@ -50,18 +51,23 @@ type Prepared struct {
 	Reason  string       `json:"reason,omitempty"`
 }
 
-// Prepare turns a routed line into a prepared one. Invalid events come back
-// with Reject set; they are recorded, never dropped.
+// Prepare turns a routed line into a prepared one, keeping the identity the
+// splitter computed. Invalid events come back with Reject set; they are
+// recorded, never dropped.
 func Prepare(r Routed) Prepared {
 	out := Prepared{Src: r.Src, Key: r.Key, Orphan: r.Orphan}
-	head, err := ParseHead(r.Event)
+	env, t, ts, err := envelope(r.Event)
 	if err != nil {
 		out.Reject = err.Error()
 		return out
 	}
-	out.Type, out.TS = head.Type, head.Timestamp
-	p, err := Decode(r.Event, head.Type)
-	if err != nil {
+	out.Type, out.TS = t, ts
+	var p Payload
+	if err := json.Unmarshal(env.Payload, &p); err != nil {
+		out.Reject = "payload: " + err.Error()
+		return out
+	}
+	if err := p.Validate(t); err != nil {
 		out.Reject = err.Error()
 		return out
 	}
@@ -73,10 +79,10 @@ func Prepare(r Routed) Prepared {
 	}
 	out.ShopID, out.GoodID, out.UserID = get(p.ShopID), get(p.GoodID), get(p.UserID)
 	out.OrderID, out.Qty, out.Delta = get(p.OrderID), get(p.Qty), get(p.DeltaCount)
-	if r.ShopID != nil && head.Type == Return {
+	if r.ShopID != nil && t == Return {
 		out.ShopID = *r.ShopID
 	}
-	switch head.Type {
+	switch t {
 	case StockChange:
 		out.Sub, out.Reason = p.SubEventType, p.Reason
 	case Purchase:
@@ -89,4 +95,26 @@ func Prepare(r Routed) Prepared {
 		out.Active = *p.Active
 	}
 	return out
+}
+
+// AppendRouted appends r as one JSON line without re-encoding r.Event, which
+// must be a valid JSON object (every line the splitter routes has parsed).
+func AppendRouted(b []byte, r Routed) []byte {
+	b = append(b, `{"src":{"file":`...)
+	b = strconv.AppendQuote(b, r.Src.File)
+	b = append(b, `,"line":`...)
+	b = strconv.AppendInt(b, int64(r.Src.Line), 10)
+	b = append(b, `},"key":"`...)
+	b = append(b, r.Key...)
+	b = append(b, '"')
+	if r.ShopID != nil {
+		b = append(b, `,"shop_id":`...)
+		b = strconv.AppendInt(b, *r.ShopID, 10)
+	}
+	if r.Orphan {
+		b = append(b, `,"orphan":true`...)
+	}
+	b = append(b, `,"event":`...)
+	b = append(b, r.Event...)
+	return append(b, "}\n"...)
 }

@@ -75,8 +75,9 @@ CREATE TABLE order_return (
 
 -- One row per event line that reached this shard, whatever became of it:
 -- applied, rejected (with reason), duplicate (of an earlier line with the same
--- identity) or pending (a return waiting for its purchase until pending_until).
--- (source_file, source_line) is the line in the original events file.
+-- identity) or pending (a return waiting for its purchase, see
+-- pending_return). (source_file, source_line) is the line in the original
+-- events file.
 CREATE TABLE events (
   id            BIGINT      NOT NULL AUTO_INCREMENT PRIMARY KEY,
   event_key     CHAR(32)    CHARACTER SET ascii NOT NULL,
@@ -91,18 +92,30 @@ CREATE TABLE events (
   reason        VARCHAR(255) NULL,
   source_file   VARCHAR(64) CHARACTER SET ascii NOT NULL,
   source_line   INT         NOT NULL,
-  pending_until DATETIME(3) NULL,
-  detail        JSON        NULL,
   created_at    DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at    DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
   UNIQUE KEY events_source (source_file, source_line),
-  KEY events_key (event_key),
-  KEY events_pending (status, pending_until),
-  KEY events_order (order_id)
+  KEY events_key (event_key)
 );
 
--- How far the mysql-sender stage got in each prepared file, advanced in the
--- same transaction as the rows it applied.
+-- Returns held for their purchase: the line of their events row (status
+-- pending) and the prepared event, until the purchase arrives or pending_until passes. The
+-- row is deleted in the transaction that settles the return.
+CREATE TABLE pending_return (
+  source_file   VARCHAR(64) CHARACTER SET ascii NOT NULL,
+  source_line   INT         NOT NULL,
+  order_id      BIGINT      NOT NULL,
+  shop_id       BIGINT      NULL,
+  pending_until DATETIME(3) NOT NULL,
+  detail        TEXT        NOT NULL,
+  PRIMARY KEY (source_file, source_line),
+  KEY pending_return_order (order_id),
+  KEY pending_return_until (pending_until)
+);
+
+-- How far the mysql-sender stage got in each prepared file (lines of the
+-- prepared file), advanced in the same transaction as the rows it applied, so
+-- a restarted worker resumes exactly where the last commit left off.
 CREATE TABLE file_progress (
   filename      VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY,
   applied_lines INT         NOT NULL DEFAULT 0,

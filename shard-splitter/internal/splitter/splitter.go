@@ -277,17 +277,15 @@ func (s *Splitter) split(ctx context.Context, file string, shards []int) error {
 		}
 		outs[sh] = w
 	}
+	var buf []byte
 	write := func(sh int, r event.Routed) error {
 		w := outs[sh]
 		if w == nil {
 			return nil
 		}
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		w.Write(b)
-		return w.WriteByte('\n')
+		buf = event.AppendRouted(buf[:0], r)
+		_, err := w.Write(buf)
+		return err
 	}
 	var newHeld []held
 	var malformed []line

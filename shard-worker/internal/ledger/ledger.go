@@ -15,6 +15,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -54,10 +55,9 @@ func New(db *sql.DB, cfg Config) *Ledger {
 	return &Ledger{db: db, cfg: cfg, now: time.Now}
 }
 
-// Stats counts what a batch did, by events row status. Skipped counts lines
-// already recorded by an earlier run (a file applied twice).
+// Stats counts what a batch did, by events row status.
 type Stats struct {
-	Applied, Rejected, Duplicate, Pending, Skipped int
+	Applied, Rejected, Duplicate, Pending int
 	// Resolved counts earlier pending returns settled by this batch.
 	Resolved int
 }
@@ -68,7 +68,6 @@ func (s *Stats) Add(o Stats) {
 	s.Rejected += o.Rejected
 	s.Duplicate += o.Duplicate
 	s.Pending += o.Pending
-	s.Skipped += o.Skipped
 	s.Resolved += o.Resolved
 }
 
@@ -98,12 +97,12 @@ type shopRow struct {
 	changed bool
 }
 
-// pendingRef is a return waiting for its purchase: either an events row from
-// an earlier batch (id != 0) or a line of this batch (row index).
+// pendingRef is a return waiting for its purchase: either one held by an
+// earlier batch (stored) or a line of this batch (row index).
 type pendingRef struct {
-	id  int64
-	row int
-	ev  event.Prepared
+	stored bool
+	row    int
+	ev     event.Prepared
 }
 
 type eventRow struct {
@@ -114,26 +113,45 @@ type eventRow struct {
 }
 
 type batch struct {
-	l        *Ledger
-	now      time.Time
-	seen     map[string]bool // identities recorded as non-duplicates
-	done     map[event.Source]bool
-	users    map[int64]*userRow
-	stock    map[stockKey]*stockRow
-	shops    map[int64]*shopRow
-	orders   map[int64]*orderRow
-	pending  map[int64][]pendingRef
-	goods    map[int64]money.Cents
-	rows     []eventRow
-	updates  []eventRow // resolved pending rows from earlier batches (ev.Src unused)
-	updateID []int64
-	txs      bulk
-	returns  bulk
-	stats    Stats
+	l       *Ledger
+	now     time.Time
+	seen    map[string]bool // identities recorded as non-duplicates
+	users   map[int64]*userRow
+	stock   map[stockKey]*stockRow
+	shops   map[int64]*shopRow
+	orders  map[int64]*orderRow
+	pending map[int64][]pendingRef
+	goods   map[int64]money.Cents
+	rows    []eventRow
+	settled []eventRow // returns held by earlier batches, now settled
+	txs     bulk
+	returns bulk
+	stats   Stats
 }
 
-// Apply records and applies evs, in order, in one transaction.
-func (l *Ledger) Apply(ctx context.Context, evs []event.Prepared) (Stats, error) {
+// Progress says how many lines of a prepared file are applied once the
+// batch commits; it is stored in the batch's transaction.
+type Progress struct {
+	File  string // prepared file's stem; "" records nothing
+	Lines int
+}
+
+// Applied returns how many lines of file's prepared file are applied.
+func (l *Ledger) Applied(ctx context.Context, file string) (int, error) {
+	var n int
+	err := l.db.QueryRowContext(ctx, "SELECT applied_lines FROM file_progress WHERE filename = ?", file).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read progress of %s: %w", file, err)
+	}
+	return n, nil
+}
+
+// Apply records and applies evs, in order, in one transaction, together with
+// progress p.
+func (l *Ledger) Apply(ctx context.Context, evs []event.Prepared, p Progress) (Stats, error) {
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Stats{}, err
@@ -141,7 +159,7 @@ func (l *Ledger) Apply(ctx context.Context, evs []event.Prepared) (Stats, error)
 	defer tx.Rollback()
 	b := &batch{
 		l: l, now: l.now().UTC(),
-		seen: map[string]bool{}, done: map[event.Source]bool{},
+		seen:  map[string]bool{},
 		users: map[int64]*userRow{}, stock: map[stockKey]*stockRow{}, shops: map[int64]*shopRow{},
 		orders: map[int64]*orderRow{}, pending: map[int64][]pendingRef{}, goods: map[int64]money.Cents{},
 		txs:     bulk{head: "INSERT INTO account_transaction (user_id, amount, type, reason, idempotency_key) VALUES ", cols: 5},
@@ -151,15 +169,16 @@ func (l *Ledger) Apply(ctx context.Context, evs []event.Prepared) (Stats, error)
 		return Stats{}, fmt.Errorf("load state: %w", err)
 	}
 	for _, e := range evs {
-		if b.done[e.Src] {
-			b.stats.Skipped++
-			continue
-		}
-		b.done[e.Src] = true
 		b.apply(e)
 	}
 	if err := b.write(ctx, tx); err != nil {
 		return Stats{}, fmt.Errorf("write: %w", err)
+	}
+	if p.File != "" {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO file_progress (filename, applied_lines) VALUES (?, ?)
+			ON DUPLICATE KEY UPDATE applied_lines = VALUES(applied_lines)`, p.File, p.Lines); err != nil {
+			return Stats{}, fmt.Errorf("record progress: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return Stats{}, err
@@ -170,10 +189,8 @@ func (l *Ledger) Apply(ctx context.Context, evs []event.Prepared) (Stats, error)
 // load reads, in bulk, every row the batch's rules may look at.
 func (b *batch) load(ctx context.Context, tx *sql.Tx, evs []event.Prepared) error {
 	keys, orderIDs, purchaseOrders := set[string]{}, set[int64]{}, set[int64]{}
-	byFile := map[string][]int{}
 	for _, e := range evs {
 		keys.add(e.Key)
-		byFile[e.Src.File] = append(byFile[e.Src.File], e.Src.Line)
 		if e.Reject != "" {
 			continue
 		}
@@ -183,19 +200,6 @@ func (b *batch) load(ctx context.Context, tx *sql.Tx, evs []event.Prepared) erro
 			purchaseOrders.add(e.OrderID)
 		case event.Return:
 			orderIDs.add(e.OrderID)
-		}
-	}
-	for file, lines := range byFile {
-		err := queryIn(ctx, tx, "SELECT source_line FROM events WHERE source_line IN (%s) AND source_file = ?", lines, func(r *sql.Rows) error {
-			var n int
-			if err := r.Scan(&n); err != nil {
-				return err
-			}
-			b.done[event.Source{File: file, Line: n}] = true
-			return nil
-		}, file)
-		if err != nil {
-			return err
 		}
 	}
 	err := queryIn(ctx, tx, "SELECT event_key FROM events WHERE event_key IN (%s) AND status <> 'duplicate'", keys.list(), func(r *sql.Rows) error {
@@ -222,14 +226,15 @@ func (b *batch) load(ctx context.Context, tx *sql.Tx, evs []event.Prepared) erro
 	if err != nil {
 		return err
 	}
-	err = queryIn(ctx, tx, "SELECT id, detail FROM events WHERE order_id IN (%s) AND status = 'pending' ORDER BY id", purchaseOrders.list(), func(r *sql.Rows) error {
-		var ref pendingRef
+	err = queryIn(ctx, tx, `SELECT detail FROM pending_return WHERE order_id IN (%s)
+		ORDER BY pending_until, source_file, source_line`, purchaseOrders.list(), func(r *sql.Rows) error {
+		ref := pendingRef{stored: true}
 		var detail []byte
-		if err := r.Scan(&ref.id, &detail); err != nil {
+		if err := r.Scan(&detail); err != nil {
 			return err
 		}
 		if err := json.Unmarshal(detail, &ref.ev); err != nil {
-			return fmt.Errorf("pending event %d: %w", ref.id, err)
+			return fmt.Errorf("pending return: %w", err)
 		}
 		b.pending[ref.ev.OrderID] = append(b.pending[ref.ev.OrderID], ref)
 		return nil
@@ -529,15 +534,14 @@ func (b *batch) settlePending(orderID int64, purchaseRejection string) {
 			reason = b.refund(ref.ev)
 		}
 		st := status(reason)
-		if ref.id == 0 {
+		if !ref.stored {
 			r := &b.rows[ref.row]
 			r.status, r.reason, r.pending = st, reason, time.Time{}
 			b.stats.Pending--
 			b.count(st)
 			continue
 		}
-		b.updates = append(b.updates, eventRow{status: st, reason: reason})
-		b.updateID = append(b.updateID, ref.id)
+		b.settled = append(b.settled, eventRow{ev: ref.ev, status: st, reason: reason})
 		b.stats.Resolved++
 	}
 }
@@ -609,14 +613,14 @@ func (b *batch) write(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("returns: %w", err)
 	}
 	events := bulk{head: `INSERT INTO events (event_key, event_type, shop_id, user_id, order_id, good_id, timestamp, shard,
-		status, reason, source_file, source_line, pending_until, detail) VALUES `, cols: 14}
+		status, reason, source_file, source_line) VALUES `, cols: 12}
+	pending := bulk{head: "INSERT INTO pending_return (source_file, source_line, order_id, shop_id, pending_until, detail) VALUES ", cols: 6}
 	for _, r := range b.rows {
 		e := r.ev
-		var pending, detail, ts any
+		var ts any
 		if r.status == StatusPending {
-			pending = r.pending
 			d, _ := json.Marshal(e)
-			detail = string(d)
+			pending.add(e.Src.File, e.Src.Line, e.OrderID, e.ShopID, r.pending, string(d))
 		}
 		if !e.TS.IsZero() {
 			ts = e.TS
@@ -628,31 +632,52 @@ func (b *batch) write(ctx context.Context, tx *sql.Tx) error {
 			nullID(e.UserID, valid && byOrder || e.UserID != 0),
 			nullID(e.OrderID, valid && byOrder || e.OrderID != 0),
 			nullID(e.GoodID, valid && e.Type != event.ShopStatus || e.GoodID != 0),
-			ts, b.l.cfg.Shard, r.status, nullString(truncate(r.reason, 255)), e.Src.File, e.Src.Line, pending, detail)
+			ts, b.l.cfg.Shard, r.status, nullString(truncate(r.reason, 255)), e.Src.File, e.Src.Line)
 	}
 	if err := events.exec(ctx, tx); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
-	for i, u := range b.updates {
-		if _, err := tx.ExecContext(ctx, "UPDATE events SET status = ?, reason = ?, pending_until = NULL WHERE id = ? AND status = 'pending'",
-			u.status, nullString(truncate(u.reason, 255)), b.updateID[i]); err != nil {
-			return fmt.Errorf("settle pending %d: %w", b.updateID[i], err)
+	if err := pending.exec(ctx, tx); err != nil {
+		return fmt.Errorf("pending returns: %w", err)
+	}
+	for _, u := range b.settled {
+		src := u.ev.Src
+		res, err := tx.ExecContext(ctx, "UPDATE events SET status = ?, reason = ? WHERE source_file = ? AND source_line = ? AND status = 'pending'",
+			u.status, nullString(truncate(u.reason, 255)), src.File, src.Line)
+		if err != nil {
+			return fmt.Errorf("settle pending return %s:%d: %w", src.File, src.Line, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("settle pending return %s:%d: its events row is not pending", src.File, src.Line)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM pending_return WHERE source_file = ? AND source_line = ?", src.File, src.Line); err != nil {
+			return fmt.Errorf("settle pending return %s:%d: %w", src.File, src.Line, err)
 		}
 	}
 	return nil
 }
 
-// ExpirePending rejects the pending returns whose delay has run out and
-// returns how many it rejected.
+// ExpirePending rejects, as orphaned, the pending returns whose delay has
+// run out, and returns how many it rejected.
 func (l *Ledger) ExpirePending(ctx context.Context) (int, error) {
-	res, err := l.db.ExecContext(ctx, `UPDATE events SET status = 'rejected', pending_until = NULL,
-		reason = CONCAT('orphaned return: no purchase of order ', order_id, ' within ', ?)
-		WHERE status = 'pending' AND pending_until <= ?`, l.cfg.PendingDelay.String(), l.now().UTC())
+	now := l.now().UTC()
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE events e JOIN pending_return p
+		ON p.source_file = e.source_file AND p.source_line = e.source_line
+		SET e.status = 'rejected', e.reason = CONCAT('orphaned return: no purchase of order ', p.order_id, ' within ', ?)
+		WHERE p.pending_until <= ? AND e.status = 'pending'`, l.cfg.PendingDelay.String(), now)
 	if err != nil {
 		return 0, fmt.Errorf("expire pending returns: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	return int(n), nil
+	if _, err := tx.ExecContext(ctx, "DELETE FROM pending_return WHERE pending_until <= ?", now); err != nil {
+		return 0, fmt.Errorf("expire pending returns: %w", err)
+	}
+	return int(n), tx.Commit()
 }
 
 func nullID(v int64, present bool) any {

@@ -222,9 +222,10 @@ func (w *Worker) prepare(file string) error {
 	return nil
 }
 
-// send applies the prepared file in batches. Lines recorded by an earlier
-// run are skipped by the ledger, so a crash mid-file or a retry of the whole
-// file applies each line once.
+// send applies the prepared file in batches. Each batch commits the number
+// of lines applied so far with its rows, so a crash mid-file or a retry of
+// the whole file resumes after the last committed batch and applies each
+// line once.
 func (w *Worker) send(ctx context.Context, file string) error {
 	path := w.cfg.Spool.PreparedFile(file, w.cfg.Shard)
 	f, err := os.Open(path)
@@ -232,27 +233,34 @@ func (w *Worker) send(ctx context.Context, file string) error {
 		return fmt.Errorf("%w: %v", errPermanent, err)
 	}
 	defer f.Close()
+	done, err := w.ledger.Applied(ctx, file)
+	if err != nil {
+		return err
+	}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	batch := make([]event.Prepared, 0, w.cfg.BatchSize)
 	var total ledger.Stats
+	n := 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		t := time.Now()
-		st, err := w.ledger.Apply(ctx, batch)
+		st, err := w.ledger.Apply(ctx, batch, ledger.Progress{File: file, Lines: n})
 		if err != nil {
 			return err
 		}
-		w.metrics.observe(st, len(batch), time.Since(t))
+		w.metrics.observe(st, time.Since(t))
 		total.Add(st)
 		batch = batch[:0]
 		return nil
 	}
-	n := 0
 	for sc.Scan() {
 		n++
+		if n <= done {
+			continue
+		}
 		var p event.Prepared
 		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
 			return fmt.Errorf("%w: %s line %d: %v", errPermanent, path, n, err)
@@ -270,8 +278,11 @@ func (w *Worker) send(ctx context.Context, file string) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	w.log.Info("file applied", "file", file, "lines", n, "applied", total.Applied, "rejected", total.Rejected,
-		"duplicate", total.Duplicate, "pending", total.Pending, "settled_pending", total.Resolved, "already_recorded", total.Skipped)
+	if done > n {
+		return fmt.Errorf("%w: %s has %d lines but %d were applied before: the prepared file changed", errPermanent, path, n, done)
+	}
+	w.log.Info("file applied", "file", file, "lines", n, "resumed_after", done, "applied", total.Applied, "rejected", total.Rejected,
+		"duplicate", total.Duplicate, "pending", total.Pending, "settled_pending", total.Resolved)
 	return nil
 }
 
@@ -295,7 +306,7 @@ func newMetrics(reg prometheus.Registerer, shard int) *metrics {
 	return m
 }
 
-func (m *metrics) observe(st ledger.Stats, _ int, d time.Duration) {
+func (m *metrics) observe(st ledger.Stats, d time.Duration) {
 	m.events.WithLabelValues(ledger.StatusApplied).Add(float64(st.Applied))
 	m.events.WithLabelValues(ledger.StatusRejected).Add(float64(st.Rejected))
 	m.events.WithLabelValues(ledger.StatusDuplicate).Add(float64(st.Duplicate))
