@@ -1,0 +1,174 @@
+package generator
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/internal/event"
+	"github.com/shopledger/shopledger/internal/eventgen"
+	"github.com/shopledger/shopledger/internal/pipeline"
+	"github.com/shopledger/shopledger/internal/spool"
+)
+
+// recorder stands in for the pipeline API and checks the producer's side of
+// the contract: register before the file exists, done after it is complete.
+type recorder struct {
+	t        *testing.T
+	dir      spool.Dir
+	mu       sync.Mutex
+	calls    []string
+	failNext int // answer 500 to this many calls first
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failNext > 0 {
+		r.failNext--
+		http.Error(w, `{"error":"try later"}`, http.StatusInternalServerError)
+		return
+	}
+	var body map[string]any
+	json.NewDecoder(req.Body).Decode(&body)
+	name, _ := body["filename"].(string)
+	_, statErr := os.Stat(r.dir.EventsFile(name))
+	switch req.URL.Path {
+	case "/files/register":
+		if statErr == nil {
+			r.t.Errorf("register %s after the file was written", name)
+		}
+		if s, _ := json.Marshal(body["shards"]); string(s) != "[0,1]" {
+			r.t.Errorf("register %s shards = %s, want [0,1]", name, s)
+		}
+	case "/stages/event-ingest/done":
+		if statErr != nil {
+			r.t.Errorf("done %s before the file was complete: %v", name, statErr)
+		}
+	}
+	r.calls = append(r.calls, req.URL.Path+" "+name)
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{}`)
+}
+
+func newGenerator(t *testing.T, rec *recorder, cfg Config) (*Generator, string) {
+	t.Helper()
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	cfg.Spool, cfg.Shards = rec.dir, 2
+	cfg.World = eventgen.World{Shops: 5, Goods: 5, Users: 10}
+	api := pipeline.NewClient(pipeline.ClientConfig{URL: srv.URL, Backoff: 10 * time.Millisecond})
+	g := New(cfg, api, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	os.MkdirAll(cfg.Spool.EventsDir(), 0o755)
+	return g, srv.URL
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+func TestTickWritesAFileWithinTheBatchRule(t *testing.T) {
+	rec := &recorder{t: t, dir: spool.Dir(t.TempDir()), failNext: 1}
+	g, _ := newGenerator(t, rec, Config{Interval: time.Second, EventsPerBatch: 50, MaxBatchSize: 20, Seed: 3,
+		MaxPayloadSize: 1 << 20, ValidationTimeout: time.Second})
+	start := time.Date(2025, 10, 15, 17, 41, 40, 0, time.UTC)
+	sizes := map[int]bool{}
+	for i := range 30 {
+		tick := start.Add(time.Duration(i) * time.Second)
+		if err := g.Tick(context.Background(), tick); err != nil {
+			t.Fatal(err)
+		}
+		lines := readLines(t, rec.dir.EventsFile(tick.Format("20060102150405")))
+		if len(lines) < 1 || len(lines) > 20 {
+			t.Fatalf("tick %s wrote %d events, want 1..min(50, 20)", tick, len(lines))
+		}
+		sizes[len(lines)] = true
+		for n, l := range lines {
+			if _, err := event.ParseHead([]byte(l)); err != nil {
+				t.Fatalf("line %d of tick %s: %v", n+1, tick, err)
+			}
+		}
+	}
+	if len(sizes) < 5 {
+		t.Errorf("30 files had only %d distinct sizes: the count is not drawn from 1..20", len(sizes))
+	}
+	if got := len(rec.calls); got != 60 {
+		t.Errorf("%d pipeline calls, want a register and a done per file (60)", got)
+	}
+	if st := g.snapshot(); st.FilesWritten != 30 || st.RegisterFailures != 0 {
+		t.Errorf("stats = %+v, want 30 files and the 500 retried away", st)
+	}
+	if err := g.Tick(context.Background(), start); err == nil {
+		t.Error("a second tick for an existing file must be refused")
+	}
+}
+
+func TestRunAlignsTicksAndStops(t *testing.T) {
+	rec := &recorder{t: t, dir: spool.Dir(t.TempDir())}
+	g, _ := newGenerator(t, rec, Config{Interval: time.Second, EventsPerBatch: 3, MaxBatchSize: 3, MaxFiles: 2,
+		MaxPayloadSize: 1 << 20, ValidationTimeout: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := os.ReadDir(rec.dir.EventsDir())
+	var stems []time.Time
+	for _, n := range names {
+		stem := spool.StemOf(n.Name())
+		ts, err := time.Parse("20060102150405", stem)
+		if err != nil {
+			t.Fatalf("file %s is not named <YYYYMMDDHHMMSS>.event-ingest.txt", n.Name())
+		}
+		stems = append(stems, ts)
+	}
+	if len(stems) != 2 || stems[1].Sub(stems[0]) != time.Second {
+		t.Errorf("files %v, want two on consecutive second boundaries", stems)
+	}
+}
+
+func TestPostedEventsGoIntoTheNextFile(t *testing.T) {
+	rec := &recorder{t: t, dir: spool.Dir(t.TempDir())}
+	g, _ := newGenerator(t, rec, Config{Interval: time.Second, EventsPerBatch: 5, MaxBatchSize: 5,
+		MaxPayloadSize: 400, ValidationTimeout: time.Second})
+	post := func(body string) int {
+		rr := httptest.NewRecorder()
+		g.PostHandler(rr, httptest.NewRequest(http.MethodPost, "/api/v1/events", strings.NewReader(body)))
+		return rr.Code
+	}
+	good := `{"event_type":4,"payload":{"shop_id":9,"active":false},"ts":"2025-10-15 17:41:40.000"}`
+	if code := post(good); code != http.StatusAccepted {
+		t.Fatalf("POST valid event = %d, want 202", code)
+	}
+	for body, want := range map[string]int{
+		`{"event_type":4,"payload":{"shop_id":9},"ts":"2025-10-15 17:41:40.000"}`: 400,
+		`{"event_type":`: 400,
+		"[" + strings.Repeat(good+",", 5) + good + "]": 413,
+	} {
+		if code := post(body); code != want {
+			t.Errorf("POST %.40s... = %d, want %d", body, code, want)
+		}
+	}
+	tick := time.Date(2025, 10, 15, 17, 41, 41, 0, time.UTC)
+	if err := g.Tick(context.Background(), tick); err != nil {
+		t.Fatal(err)
+	}
+	if lines := readLines(t, rec.dir.EventsFile("20251015174141")); lines[0] != good {
+		t.Errorf("first line of the next file = %s, want the posted event", lines[0])
+	}
+}
