@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shopledger/shopledger/internal/audit"
 )
 
 // A file written by a producer other than ours: the "ts" key, returns
@@ -15,6 +18,7 @@ import (
 // accounted for and every rule applied.
 func TestForeignProducerFiles(t *testing.T) {
 	s := startStack(t, 2, nil, "SPLITTER_RETURN_HOLD=2s")
+	var malformed []byte
 	ev := func(typ int, ts string, payload string) string {
 		return fmt.Sprintf(`{"event_type":%d,"payload":%s,"saved_at":"%s","ts":"%s"}`, typ, payload, ts, ts)
 	}
@@ -55,6 +59,7 @@ func TestForeignProducerFiles(t *testing.T) {
 	s.waitFinished(time.Minute)
 
 	rep := s.audit()
+	var err error
 	if rep.Files != 4 || rep.Lines != len(a)+len(b)+2 {
 		t.Errorf("audit checked %d files, %d lines; want 4, %d", rep.Files, rep.Lines, len(a)+len(b)+2)
 	}
@@ -87,7 +92,7 @@ func TestForeignProducerFiles(t *testing.T) {
 			t.Errorf("%s line %d on shard %d = %q, want %s with reason containing %q", w.file, w.line, w.shard, got, w.status, w.like)
 		}
 	}
-	malformed, err := os.ReadFile(s.spool.MalformedFile("20251015174140"))
+	malformed, err = os.ReadFile(s.spool.MalformedFile("20251015174140"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,5 +123,25 @@ func TestForeignProducerFiles(t *testing.T) {
 	}
 	if got := s.scalar(1, "SELECT COUNT(*) FROM shop WHERE id = 1 AND active"); got != "0" {
 		t.Errorf("shop 1 has %s active goods after closing, want 0", got)
+	}
+
+	// The audit must see tampering: a balance off by a cent, a lost line.
+	if _, err := s.shards[1].Exec("UPDATE user SET balance = balance + 0.01 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.shards[0].Exec("DELETE FROM events WHERE source_file = '20251015174140' AND source_line = 6"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = audit.Run(context.Background(), s.auditSources())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	rep.Print(&out)
+	for _, want := range []string{"shard 1: user 1 balance 990.01 != sum of account transactions 990.00",
+		"file 20251015174140 line 6 is not accounted for anywhere"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("audit after tampering:\n%s\nwant it to report %q", out.String(), want)
+		}
 	}
 }

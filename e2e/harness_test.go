@@ -200,8 +200,8 @@ func (s *stack) waitFinished(timeout time.Duration) {
 	}
 }
 
-// audit runs the audit over the stack and fails the test on any problem.
-func (s *stack) audit() *audit.Report {
+// auditSources are the stack's databases and shared folder.
+func (s *stack) auditSources() audit.Sources {
 	s.t.Helper()
 	open := func(addr, db string) *sql.DB {
 		d, err := sqldb.Open(sqldb.Config{Addr: addr, User: "root", Database: db})
@@ -211,8 +211,14 @@ func (s *stack) audit() *audit.Report {
 		s.t.Cleanup(func() { d.Close() })
 		return d
 	}
-	rep, err := audit.Run(context.Background(), audit.Sources{Shards: s.shards, Spool: s.spool,
-		Pipeline: open(s.layout.ControlAddr(), "pipeline_db"), Splitter: open(s.layout.ControlAddr(), "splitter_db")})
+	return audit.Sources{Shards: s.shards, Spool: s.spool,
+		Pipeline: open(s.layout.ControlAddr(), "pipeline_db"), Splitter: open(s.layout.ControlAddr(), "splitter_db")}
+}
+
+// audit runs the audit over the stack and fails the test on any problem.
+func (s *stack) audit() *audit.Report {
+	s.t.Helper()
+	rep, err := audit.Run(context.Background(), s.auditSources())
 	if err != nil {
 		s.t.Fatal(err)
 	}
