@@ -41,7 +41,7 @@ func defaults() *Config {
 	c.Pipeline.Timeout = 5 * time.Second
 	c.Pipeline.Retries = 5
 	c.Database = sqldb.Config{User: "root", Database: "shop"}
-	c.Worker.BatchSize = 2000
+	c.Worker.BatchSize = 5000
 	c.Worker.PollInterval = 500 * time.Millisecond
 	c.Worker.InitialBalance = "1000.00"
 	c.Worker.PendingDelay = 5 * time.Minute

@@ -26,6 +26,7 @@ type Model struct {
 	w       World
 	rng     *rand.Rand // not safe for concurrent use
 	prices  map[[2]int64]money.Cents
+	priced  [][2]int64 // keys of prices, to pick from
 	stock   map[[2]int64]int64 // the generator's own estimate of stock
 	stocked [][2]int64         // pairs that have a price and were restocked
 	closed  map[int64]bool
@@ -105,6 +106,8 @@ func (m *Model) one(stem string, at time.Time) [][]byte {
 		pl := map[string]any{"shop_id": shop, "good_id": good, "new_price": p}
 		if old, ok := m.prices[[2]int64{shop, good}]; ok {
 			pl["old_price"] = old
+		} else {
+			m.priced = append(m.priced, [2]int64{shop, good})
 		}
 		m.prices[[2]int64{shop, good}] = p
 		return [][]byte{m.line(stem, at, event.PriceChange, pl)}
@@ -155,14 +158,8 @@ func (m *Model) one(stem string, at time.Time) [][]byte {
 
 // pricedPair picks a (shop, good) that has a price.
 func (m *Model) pricedPair() (int64, int64) {
-	i := m.rng.IntN(len(m.prices))
-	for k := range m.prices {
-		if i == 0 {
-			return k[0], k[1]
-		}
-		i--
-	}
-	return 1, 1
+	k := m.priced[m.rng.IntN(len(m.priced))]
+	return k[0], k[1]
 }
 
 func (m *Model) purchase(stem string, shop, good int64) purchase {
