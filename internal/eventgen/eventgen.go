@@ -26,7 +26,7 @@ type Model struct {
 	w       World
 	rng     *rand.Rand // not safe for concurrent use
 	prices  map[[2]int64]money.Cents
-	priced  [][2]int64 // keys of prices, to pick from
+	priced  [][2]int64         // keys of prices, to pick from
 	stock   map[[2]int64]int64 // the generator's own estimate of stock
 	stocked [][2]int64         // pairs that have a price and were restocked
 	closed  map[int64]bool
