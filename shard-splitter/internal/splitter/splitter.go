@@ -26,6 +26,7 @@ import (
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/shard"
 	"github.com/shopledger/shopledger/internal/spool"
+	"github.com/shopledger/shopledger/internal/stage"
 )
 
 // Config is what the splitter needs besides its connections.
@@ -64,22 +65,10 @@ func New(cfg Config, db *sql.DB, api *pipeline.Client, log *slog.Logger, reg pro
 
 var errPermanent = errors.New("permanent")
 
-// Run splits files until ctx ends.
+// Run splits files until ctx ends. Transient errors (database or API unreachable)
+// are logged and retried after the poll interval.
 func (s *Splitter) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		busy, err := s.Step(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.log.Error("step failed; will retry", "err", err)
-		}
-		if busy && err == nil {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(s.cfg.PollInterval):
-		}
-	}
-	return nil
+	return stage.Run(ctx, s.cfg.PollInterval, s.log, s.Step)
 }
 
 // Step resumes claimed work or splits the oldest ready file. It reports

@@ -22,6 +22,7 @@ import (
 	"github.com/shopledger/shopledger/internal/event"
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/spool"
+	"github.com/shopledger/shopledger/internal/stage"
 	"github.com/shopledger/shopledger/shard-worker/internal/ledger"
 )
 
@@ -55,20 +56,7 @@ var errPermanent = errors.New("permanent")
 // Run works until ctx ends. Transient errors (database or API unreachable)
 // are logged and retried after the poll interval.
 func (w *Worker) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		busy, err := w.Step(ctx)
-		if err != nil && ctx.Err() == nil {
-			w.log.Error("step failed; will retry", "err", err)
-		}
-		if busy && err == nil {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(w.cfg.PollInterval):
-		}
-	}
-	return nil
+	return stage.Run(ctx, w.cfg.PollInterval, w.log, w.Step)
 }
 
 // Step does one unit of work: expire pending returns, resume a claimed task,
