@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shopledger/shopledger/cdc-producer/internal/capture"
+	"github.com/shopledger/shopledger/internal/config"
+	"github.com/shopledger/shopledger/internal/httpapi"
+	"github.com/shopledger/shopledger/internal/logging"
+	"github.com/shopledger/shopledger/internal/sqldb"
+)
+
+// Config is cdc-producer's configuration (cdc-producer.toml); one process
+// captures one shard (--shard overrides `shard`).
+type Config struct {
+	Shard int `mapstructure:"shard"`
+	// Database is the shard; an empty addr means 127.0.0.1:(33061 + shard).
+	Database sqldb.Config `mapstructure:"database"`
+	Capture  struct {
+		// Flavor is mysql or mariadb; empty detects it.
+		Flavor string `mapstructure:"flavor"`
+		// ServerID is the replica's server id; 0 means 1001 + shard.
+		ServerID     uint32   `mapstructure:"server_id"`
+		SnapshotMode string   `mapstructure:"snapshot_mode"`
+		FlushRows    int      `mapstructure:"flush_rows"`
+		Tables       []string `mapstructure:"tables"`
+		// Keys maps a table to its key columns (comma-separated), or to
+		// "ordering" for the events table's ordering key; tables not listed
+		// are keyed by "id".
+		Keys map[string]string `mapstructure:"keys"`
+	} `mapstructure:"capture"`
+	Kafka struct {
+		Brokers         []string `mapstructure:"brokers"`
+		TopicPrefix     string   `mapstructure:"topic_prefix"`
+		Partitions      int      `mapstructure:"partitions"`
+		CheckpointTopic string   `mapstructure:"checkpoint_topic"`
+	} `mapstructure:"kafka"`
+	// Server serves /health, /ready and /metrics; port 0 disables it.
+	Server  httpapi.ServerConfig `mapstructure:"server"`
+	Logging logging.Config       `mapstructure:"logging"`
+}
+
+func defaults() *Config {
+	c := &Config{Shard: -1, Logging: logging.Default}
+	c.Database = sqldb.Config{User: "root", Database: "shop"}
+	c.Capture.SnapshotMode = "initial"
+	c.Capture.FlushRows = 5000
+	c.Capture.Tables = []string{"events", "account_transaction", "purchase_history", "order_return", "shop", "shop_state", "user", "good"}
+	c.Capture.Keys = map[string]string{"events": "ordering", "account_transaction": "user_id", "purchase_history": "order_id",
+		"order_return": "order_id", "shop": "id", "shop_state": "shop_id"}
+	c.Kafka.Brokers = []string{"127.0.0.1:9092"}
+	c.Kafka.TopicPrefix = "shop"
+	c.Kafka.Partitions = 3
+	c.Kafka.CheckpointTopic = "shop.cdc-checkpoints"
+	c.Server = httpapi.ServerConfig{Host: "127.0.0.1", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	return c
+}
+
+// Validate names the bad key and fills the derived defaults.
+func (c *Config) Validate() error {
+	var ch config.Checks
+	ch.Check(c.Shard >= 0, "shard", "must be set (--shard or shard = N), got %d", c.Shard)
+	ch.Check(c.Capture.Flavor == "" || c.Capture.Flavor == "mysql" || c.Capture.Flavor == "mariadb", "capture.flavor", "must be mysql, mariadb or empty (detect), got %q", c.Capture.Flavor)
+	m := c.Capture.SnapshotMode
+	ch.Check(m == "initial" || m == "never" || m == "when_needed", "capture.snapshot_mode", "must be initial, never or when_needed, got %q", m)
+	ch.Check(c.Capture.FlushRows >= 1, "capture.flush_rows", "must be at least 1")
+	ch.Check(len(c.Capture.Tables) > 0, "capture.tables", "must list at least one table")
+	ch.Check(len(c.Kafka.Brokers) > 0, "kafka.brokers", "must list at least one broker")
+	ch.Check(c.Kafka.TopicPrefix != "", "kafka.topic_prefix", "must be set")
+	ch.Check(c.Kafka.Partitions >= 1, "kafka.partitions", "must be at least 1")
+	ch.Check(c.Kafka.CheckpointTopic != "", "kafka.checkpoint_topic", "must be set")
+	for t := range c.Capture.Keys {
+		ch.Check(contains(c.Capture.Tables, t), "capture.keys", "names table %q, which is not in capture.tables", t)
+	}
+	if err := c.Logging.Validate(); err != nil {
+		return err
+	}
+	if c.Shard >= 0 {
+		if c.Database.Addr == "" {
+			c.Database.Addr = fmt.Sprintf("127.0.0.1:%d", 33061+c.Shard)
+		}
+		if c.Capture.ServerID == 0 {
+			c.Capture.ServerID = uint32(1001 + c.Shard)
+		}
+	}
+	return ch.Err()
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// tables turns the tables and keys settings into capture keys.
+func (c *Config) tables() map[string]capture.Key {
+	out := map[string]capture.Key{}
+	names := append([]string(nil), c.Capture.Tables...)
+	sort.Strings(names)
+	for _, t := range names {
+		spec := c.Capture.Keys[t]
+		switch spec {
+		case "ordering":
+			out[t] = capture.Key{Ordering: true}
+		case "":
+			out[t] = capture.Key{Columns: []string{"id"}}
+		default:
+			out[t] = capture.Key{Columns: strings.Split(spec, ",")}
+		}
+	}
+	return out
+}

@@ -1,0 +1,407 @@
+package capture
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/google/uuid"
+	"github.com/segmentio/kafka-go"
+)
+
+// Key says how a table's messages are keyed: by the listed columns, or, for
+// Ordering, by the event's ordering key of SPEC §2 (order_id for purchases
+// and returns, shop_id otherwise).
+type Key struct {
+	Columns  []string
+	Ordering bool
+}
+
+// Config is one shard's capture.
+type Config struct {
+	Shard    int
+	Addr     string // host:port of the shard
+	User     string
+	Password string
+	Database string // the schema whose tables are captured
+	// Flavor is "mysql" or "mariadb"; empty detects it from VERSION().
+	Flavor string
+	// ServerID is the replica's server id; unique among the shard's replicas.
+	ServerID uint32
+	// Tables maps each captured table to its key.
+	Tables map[string]Key
+	// TopicPrefix names topics <prefix>.<table>; it is also source.name.
+	TopicPrefix string
+	// FlushRows bounds the messages buffered before a write to Kafka, and so
+	// the memory a large transaction needs.
+	FlushRows int
+	// Snapshot is the snapshot mode: initial, never or when_needed.
+	Snapshot string
+}
+
+// Topic is the topic of table.
+func (c Config) Topic(table string) string { return c.TopicPrefix + "." + table }
+
+// Capture streams one shard.
+type Capture struct {
+	cfg     Config
+	out     *kafka.Writer
+	cps     *Checkpoints
+	log     *slog.Logger
+	metrics *Metrics
+	// streaming is true while binlog events are being read.
+	streaming atomic.Bool
+}
+
+// New returns a capture publishing through brokers.
+func New(cfg Config, brokers []string, cps *Checkpoints, log *slog.Logger, m *Metrics) *Capture {
+	return &Capture{cfg: cfg, cps: cps, log: log, metrics: m, out: &kafka.Writer{
+		Addr: kafka.TCP(brokers...), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchSize: cfg.FlushRows, BatchBytes: 64 << 20, BatchTimeout: time.Millisecond, MaxAttempts: 5,
+	}}
+}
+
+// ErrFatal wraps errors that restarting cannot mend (a checkpoint of another
+// server, a purged binlog without when_needed, missing column metadata).
+var ErrFatal = errors.New("fatal")
+
+// Run captures until ctx ends, reconnecting with backoff when the shard or
+// Kafka goes away. Every restart resumes from the last checkpoint, so at
+// most the messages after it are sent twice, with the same source position.
+func (c *Capture) Run(ctx context.Context) error {
+	defer c.out.Close()
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		started := time.Now()
+		err := c.runOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrFatal) {
+			return err
+		}
+		if time.Since(started) > time.Minute {
+			backoff = 500 * time.Millisecond
+		}
+		c.log.Error("capture interrupted; resuming from the last checkpoint", "err", err, "retry_in", backoff)
+		c.metrics.restarts.Inc()
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	return nil
+}
+
+// server is what the capture learns about the shard on connecting.
+type server struct {
+	flavor, identity string
+	gtid             string // executed GTID set now
+	file             string
+	pos              uint32
+}
+
+func (c *Capture) inspect(ctx context.Context, db *sql.DB) (server, error) {
+	var s server
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return s, err
+	}
+	s.flavor = c.cfg.Flavor
+	if s.flavor == "" {
+		s.flavor = mysql.MySQLFlavor
+		if strings.Contains(strings.ToLower(version), "mariadb") {
+			s.flavor = mysql.MariaDBFlavor
+		}
+	}
+	idVar, gtidVar := "@@server_uuid", "@@gtid_executed"
+	if s.flavor == mysql.MariaDBFlavor {
+		idVar, gtidVar = "@@server_uid", "@@gtid_binlog_pos"
+	}
+	if err := db.QueryRowContext(ctx, "SELECT "+idVar+", "+gtidVar).Scan(&s.identity, &s.gtid); err != nil {
+		return s, fmt.Errorf("read server identity: %w", err)
+	}
+	var format, image, meta string
+	if err := db.QueryRowContext(ctx, "SELECT @@binlog_format, @@binlog_row_image, @@binlog_row_metadata").Scan(&format, &image, &meta); err != nil {
+		return s, fmt.Errorf("read binlog settings: %w", err)
+	}
+	if format != "ROW" || image != "FULL" || meta != "FULL" {
+		return s, fmt.Errorf("%w: shard %d needs binlog_format=ROW, binlog_row_image=FULL, binlog_row_metadata=FULL; it has %s, %s, %s",
+			ErrFatal, c.cfg.Shard, format, image, meta)
+	}
+	return s, nil
+}
+
+func (c *Capture) runOnce(ctx context.Context) error {
+	db, err := sql.Open("mysql", dsn(c.cfg))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	srv, err := c.inspect(ctx, db)
+	if err != nil {
+		return err
+	}
+	cp, ok, err := c.cps.Load(ctx, c.cfg.Shard)
+	if err != nil {
+		return err
+	}
+	if ok && cp.Identity != srv.identity {
+		if cp.GTID == "" || cp.Flavor != srv.flavor {
+			return fmt.Errorf("%w: %w: shard %d checkpoint is of server %q (%s %s:%d), this server is %q",
+				ErrFatal, ErrIdentityMismatch, c.cfg.Shard, cp.Identity, cp.Flavor, cp.File, cp.Pos, srv.identity)
+		}
+		c.log.Warn("checkpoint is of another server; re-anchoring by GTID", "checkpoint_server", cp.Identity,
+			"server", srv.identity, "gtid", cp.GTID)
+		cp.Identity = srv.identity
+	}
+	if !ok {
+		switch c.cfg.Snapshot {
+		case "never":
+			cp = Checkpoint{Shard: c.cfg.Shard, Flavor: srv.flavor, Identity: srv.identity, GTID: srv.gtid}
+		default:
+			if cp, err = c.snapshot(ctx, db, srv); err != nil {
+				return fmt.Errorf("snapshot: %w", err)
+			}
+		}
+	}
+	return c.stream(ctx, cp)
+}
+
+func dsn(c Config) string {
+	return fmt.Sprintf("%s:%s@tcp(%s)/%s?parseTime=false&loc=UTC&time_zone=%%27%%2B00%%3A00%%27&interpolateParams=true",
+		c.User, c.Password, c.Addr, c.Database)
+}
+
+// stream reads the binlog from cp and publishes until an error or ctx end.
+func (c *Capture) stream(ctx context.Context, cp Checkpoint) error {
+	host, portStr, err := net.SplitHostPort(c.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("%w: shard address %q: %v", ErrFatal, c.cfg.Addr, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	gset, err := mysql.ParseGTIDSet(cp.Flavor, cp.GTID)
+	if err != nil {
+		return fmt.Errorf("%w: checkpoint GTID %q: %v", ErrFatal, cp.GTID, err)
+	}
+	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: c.cfg.ServerID, Flavor: cp.Flavor, Host: host, Port: uint16(port), User: c.cfg.User, Password: c.cfg.Password,
+		HeartbeatPeriod: time.Second, ReadTimeout: 10 * time.Second, TimestampStringLocation: time.UTC,
+		MaxReconnectAttempts: 3, Logger: slog.New(slog.DiscardHandler),
+	})
+	defer syncer.Close()
+	st, err := syncer.StartSyncGTID(gset)
+	if err != nil {
+		return fmt.Errorf("start binlog dump at %s: %w", cp.GTID, err)
+	}
+	c.streaming.Store(true)
+	defer c.streaming.Store(false)
+	c.log.Info("streaming", "shard", c.cfg.Shard, "flavor", cp.Flavor, "gtid", cp.GTID, "file", cp.File, "pos", cp.Pos)
+	t := &txn{c: c, cp: cp, tables: map[uint64]*columns{}}
+	for {
+		ev, err := st.GetEvent(ctx)
+		if err != nil {
+			if errors.Is(err, replication.ErrNeedSyncAgain) || ctx.Err() != nil {
+				return err
+			}
+			if purged(err) {
+				return fmt.Errorf("%w: the binlog at checkpoint %s (%s:%d) is no longer on the server: %v", ErrFatal, cp.GTID, cp.File, cp.Pos, err)
+			}
+			return fmt.Errorf("read binlog: %w", err)
+		}
+		if err := t.handle(ctx, ev); err != nil {
+			return err
+		}
+	}
+}
+
+func purged(err error) bool {
+	var me *mysql.MyError
+	return errors.As(err, &me) && me.Code == 1236 // ER_MASTER_FATAL_ERROR_READING_BINLOG
+}
+
+// txn tracks the transaction being read and the messages not yet written.
+type txn struct {
+	c       *Capture
+	cp      Checkpoint // the last checkpoint saved
+	file    string
+	gtid    string
+	tables  map[uint64]*columns
+	pending []kafka.Message
+}
+
+func (t *txn) handle(ctx context.Context, ev *replication.BinlogEvent) error {
+	h := ev.Header
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		t.file = string(e.NextLogName)
+	case *replication.MariadbGTIDEvent:
+		t.gtid = e.GTID.String()
+	case *replication.GTIDEvent:
+		if u, err := uuid.FromBytes(e.SID); err == nil {
+			t.gtid = u.String() + ":" + strconv.FormatInt(e.GNO, 10)
+		}
+	case *replication.TableMapEvent:
+		if _, ok := t.c.cfg.Tables[string(e.Table)]; ok && string(e.Schema) == t.c.cfg.Database {
+			cols, err := columnsOf(e)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrFatal, err)
+			}
+			t.tables[e.TableID] = cols
+		}
+	case *replication.RowsEvent:
+		cols := t.tables[e.TableID]
+		if cols == nil {
+			return nil // a table not captured
+		}
+		if err := t.rows(h, e, cols); err != nil {
+			return err
+		}
+		if len(t.pending) >= t.c.cfg.FlushRows {
+			return t.flush(ctx)
+		}
+	case *replication.XIDEvent:
+		return t.commit(ctx, h, e.GSet)
+	case *replication.QueryEvent:
+		// BEGIN opens a transaction; anything else (COMMIT of a
+		// non-transactional engine, DDL such as ALTER TABLE) ends one.
+		if string(e.Query) != "BEGIN" {
+			return t.commit(ctx, h, e.GSet)
+		}
+	}
+	return nil
+}
+
+// rows turns a rows event into messages.
+func (t *txn) rows(h *replication.EventHeader, e *replication.RowsEvent, cols *columns) error {
+	table := string(e.Table.Table)
+	op := OpCreate
+	step := 1
+	switch h.EventType {
+	case replication.UPDATE_ROWS_EVENTv0, replication.UPDATE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv2,
+		replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1, replication.PARTIAL_UPDATE_ROWS_EVENT:
+		op, step = OpUpdate, 2
+	case replication.DELETE_ROWS_EVENTv0, replication.DELETE_ROWS_EVENTv1, replication.DELETE_ROWS_EVENTv2,
+		replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
+		op = OpDelete
+	}
+	start := h.LogPos - h.EventSize
+	now := time.Now().UnixMilli()
+	for i := 0; i+step <= len(e.Rows); i += step {
+		env := Envelope{Op: op, TsMs: now, Source: Source{Version: Version, Connector: "mysql", Name: t.c.cfg.TopicPrefix,
+			TsMs: int64(h.Timestamp) * 1000, Snapshot: "false", DB: t.c.cfg.Database, Table: table, ServerID: h.ServerID,
+			GTID: t.gtid, File: t.file, Pos: start, Row: i / step, Shard: t.c.cfg.Shard}}
+		switch op {
+		case OpCreate:
+			env.After = cols.row(e.Rows[i])
+		case OpDelete:
+			env.Before = cols.row(e.Rows[i])
+		case OpUpdate:
+			env.Before, env.After = cols.row(e.Rows[i]), cols.row(e.Rows[i+1])
+		}
+		msg, err := t.c.message(table, env)
+		if err != nil {
+			return err
+		}
+		t.pending = append(t.pending, msg)
+		t.c.metrics.rows.WithLabelValues(table, op).Inc()
+	}
+	t.c.metrics.lagSeconds.Set(time.Since(time.Unix(int64(h.Timestamp), 0)).Seconds())
+	return nil
+}
+
+// message builds the Kafka message of one change.
+func (c *Capture) message(table string, env Envelope) (kafka.Message, error) {
+	row := env.After
+	if row == nil {
+		row = env.Before
+	}
+	key := map[string]any{}
+	k := c.cfg.Tables[table]
+	cols := k.Columns
+	if k.Ordering {
+		cols = []string{"shop_id"}
+		if t := toInt64(row["event_type"]); t == 1 || t == 3 { // purchase, return
+			cols = []string{"order_id"}
+		}
+	}
+	for _, col := range cols {
+		key[col] = row[col]
+	}
+	kb, err := json.Marshal(key)
+	if err != nil {
+		return kafka.Message{}, err
+	}
+	vb, err := json.Marshal(env)
+	if err != nil {
+		return kafka.Message{}, err
+	}
+	c.metrics.bytes.Add(float64(len(vb)))
+	return kafka.Message{Topic: c.cfg.Topic(table), Key: kb, Value: vb}, nil
+}
+
+// flush writes the pending messages and returns once Kafka acknowledged them.
+func (t *txn) flush(ctx context.Context) error {
+	if len(t.pending) == 0 {
+		return nil
+	}
+	if err := t.c.out.WriteMessages(ctx, t.pending...); err != nil {
+		return fmt.Errorf("publish %d messages: %w", len(t.pending), err)
+	}
+	t.pending = t.pending[:0]
+	return nil
+}
+
+// commit ends a transaction: everything before it is written, then the
+// checkpoint moves past it.
+func (t *txn) commit(ctx context.Context, h *replication.EventHeader, gset mysql.GTIDSet) error {
+	if err := t.flush(ctx); err != nil {
+		return err
+	}
+	cp := t.cp
+	cp.File, cp.Pos, cp.TsMs = t.file, h.LogPos, int64(h.Timestamp)*1000
+	if gset != nil {
+		cp.GTID = gset.String()
+	}
+	if err := t.c.cps.Save(ctx, cp); err != nil {
+		return err
+	}
+	t.cp = cp
+	t.c.metrics.checkpoint(cp)
+	return nil
+}
+
+func toInt64(v any) int64 {
+	switch n := v.(type) {
+	case int8:
+		return int64(n)
+	case int16:
+		return int64(n)
+	case int32:
+		return int64(n)
+	case int64:
+		return n
+	case int:
+		return int64(n)
+	}
+	return -1
+}
+
+// Ready reports whether the capture is streaming.
+func (c *Capture) Ready(context.Context) error {
+	if !c.streaming.Load() {
+		return errors.New("not streaming (connecting, snapshotting or resuming)")
+	}
+	return nil
+}

@@ -1,0 +1,246 @@
+package capture
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopledger/shopledger/internal/localdb"
+	"github.com/shopledger/shopledger/internal/stacktest"
+	"github.com/shopledger/shopledger/internal/topics"
+	"github.com/shopledger/shopledger/schema"
+)
+
+type env struct {
+	t       *testing.T
+	inst    *localdb.Instance
+	db      *sql.DB
+	brokers []string
+	cfg     Config
+}
+
+func setup(t *testing.T, snapshot string) *env {
+	t.Helper()
+	inst := stacktest.MariaDB(t)
+	db := stacktest.Database(t, inst, "shop", schema.Shard)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	e := &env{t: t, inst: inst, db: db, brokers: cluster.ListenAddrs(), cfg: Config{
+		Shard: 1, Addr: inst.Addr(), User: "root", Database: "shop", ServerID: 1001, TopicPrefix: "shop", FlushRows: 100,
+		Snapshot: snapshot, Tables: map[string]Key{"good": {Columns: []string{"id"}},
+			"events": {Ordering: true}, "account_transaction": {Columns: []string{"user_id"}}},
+	}}
+	specs := []topics.Spec{{Name: "cps", Partitions: 1, Compacted: true}}
+	for table := range e.cfg.Tables {
+		specs = append(specs, topics.Spec{Name: e.cfg.Topic(table), Partitions: 3})
+	}
+	if err := topics.Ensure(context.Background(), e.brokers, specs...); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// start runs a capture, waits until it streams, and returns its stop.
+func (e *env) start() (stop func() error) {
+	cps := NewCheckpoints(e.brokers, "cps")
+	c := New(e.cfg, e.brokers, cps, testLogger(e.t), NewMetrics(prometheus.NewRegistry(), e.cfg.Shard))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for c.Ready(ctx) != nil {
+		if time.Now().After(deadline) {
+			e.t.Fatal("capture not streaming after 20 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return func() error {
+		cancel()
+		err := <-done
+		cps.Close()
+		return err
+	}
+}
+
+func (e *env) exec(q string, args ...any) {
+	e.t.Helper()
+	if _, err := e.db.Exec(q, args...); err != nil {
+		e.t.Fatalf("%s: %v", q, err)
+	}
+}
+
+type msg struct {
+	key map[string]any
+	env Envelope
+	raw map[string]any
+}
+
+// consume reads topic until it holds want messages (or fails after 20 s),
+// in partition order per key.
+func (e *env) consume(topic string, want int) []msg {
+	e.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []msg
+	deadline := time.Now().Add(20 * time.Second)
+	for len(out) < want && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			var m msg
+			if err := json.Unmarshal(r.Key, &m.key); err != nil {
+				e.t.Fatalf("key %s: %v", r.Key, err)
+			}
+			if err := json.Unmarshal(r.Value, &m.env); err != nil {
+				e.t.Fatalf("value %s: %v", r.Value, err)
+			}
+			json.Unmarshal(r.Value, &m.raw)
+			out = append(out, m)
+		})
+	}
+	if len(out) != want {
+		e.t.Fatalf("topic %s has %d messages, want %d", topic, len(out), want)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return before(out[i].env.Source, out[j].env.Source) })
+	return out
+}
+
+func before(a, b Source) bool {
+	if a.Snapshot != b.Snapshot {
+		return a.Snapshot == "true"
+	}
+	if a.File != b.File {
+		return a.File < b.File
+	}
+	if a.Pos != b.Pos {
+		return a.Pos < b.Pos
+	}
+	return a.Row < b.Row
+}
+
+func TestSnapshotThenStream(t *testing.T) {
+	e := setup(t, "initial")
+	e.exec("INSERT INTO good (id, name, brand, price) VALUES (1, 'kettle', 'acme', 12.50), (2, 'mug', '', 3.00)")
+	stop := e.start()
+	defer stop()
+	e.exec("INSERT INTO good (id, name, price) VALUES (3, 'spoon', 0.99)")
+	e.exec("UPDATE good SET price = 13.00 WHERE id = 1")
+	e.exec("DELETE FROM good WHERE id = 2")
+	e.exec(`INSERT INTO events (event_key, event_type, shop_id, user_id, order_id, good_id, timestamp, shard, status, source_file, source_line)
+		VALUES ('k1', 1, 5, 7, 900, 3, '2025-10-15 17:41:40.021', 1, 'applied', '20251015174140', 1),
+		       ('k2', 2, 5, NULL, NULL, 3, '2025-10-15 17:41:40.022', 1, 'rejected', '20251015174140', 2)`)
+
+	goods := e.consume("shop.good", 5)
+	wantOps := []string{"r", "r", "c", "u", "d"}
+	for i, m := range goods {
+		if m.env.Op != wantOps[i] {
+			t.Fatalf("good message %d op = %s, want %s (%+v)", i, m.env.Op, wantOps[i], m.env)
+		}
+	}
+	if a := goods[0].env.After; a["id"] != 1.0 || a["name"] != "kettle" || a["price"] != "12.50" {
+		t.Errorf("snapshot row = %v, want id 1 kettle price \"12.50\"", a)
+	}
+	if c := goods[2].env; c.After["name"] != "spoon" || c.Before != nil || goods[2].key["id"] != 3.0 {
+		t.Errorf("insert = %+v key %v, want after spoon, no before, key id 3", c, goods[2].key)
+	}
+	if u := goods[3].env; u.Before["price"] != "12.50" || u.After["price"] != "13.00" {
+		t.Errorf("update before/after price = %v/%v, want 12.50/13.00", u.Before["price"], u.After["price"])
+	}
+	if d := goods[4].env; d.After != nil || d.Before["id"] != 2.0 {
+		t.Errorf("delete = %+v, want before id 2 and no after", d)
+	}
+	src := goods[2].env.Source
+	if src.Connector != "mysql" || src.DB != "shop" || src.Table != "good" || src.Shard != 1 || src.File == "" ||
+		src.Pos == 0 || src.GTID == "" || src.Snapshot != "false" || src.ServerID == 0 || src.Name != "shop" {
+		t.Errorf("source = %+v, want every Debezium field set", src)
+	}
+	for _, field := range []string{"before", "after", "source", "op", "ts_ms"} {
+		if _, ok := goods[2].raw[field]; !ok {
+			t.Errorf("envelope lacks %q: %v", field, goods[2].raw)
+		}
+	}
+	// The same row read by the snapshot and by the binlog looks the same.
+	snapKettle, _ := json.Marshal(goods[0].env.After)
+	e.exec("INSERT INTO good (id, name, brand, price) VALUES (4, 'kettle', 'acme', 12.50)")
+	binlog := e.consume("shop.good", 6)[5].env.After
+	binlog["id"] = 1.0
+	if b, _ := json.Marshal(binlog); string(b) != string(snapKettle) {
+		t.Errorf("snapshot row %s and binlog row %s differ", snapKettle, b)
+	}
+
+	ev := e.consume("shop.events", 2)
+	if ev[0].key["order_id"] != 900.0 || ev[1].key["shop_id"] != 5.0 {
+		t.Errorf("events keys = %v, %v; want order_id for a purchase, shop_id for a price change", ev[0].key, ev[1].key)
+	}
+	if a := ev[0].env.After; a["timestamp"] != 1760550100021.0 || a["status"] != "applied" || a["user_id"] != 7.0 {
+		t.Errorf("events row = %v, want timestamp as epoch ms, status as text", a)
+	}
+	if ev[1].env.After["user_id"] != nil {
+		t.Errorf("NULL user_id = %v, want null", ev[1].env.After["user_id"])
+	}
+}
+
+func TestResumeAndIdentity(t *testing.T) {
+	e := setup(t, "never")
+	stop := e.start()
+	e.exec("INSERT INTO good (id, name) VALUES (1, 'a')")
+	e.consume("shop.good", 1)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Written while the capture is down: picked up from the checkpoint.
+	e.exec("INSERT INTO good (id, name) VALUES (2, 'b')")
+	e.exec("ALTER TABLE good ADD COLUMN color VARCHAR(16) NULL")
+	e.exec("INSERT INTO good (id, name, color) VALUES (3, 'c', 'red')")
+	stop = e.start()
+	got := e.consume("shop.good", 3)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got[1].env.After["name"] != "b" || got[2].env.After["color"] != "red" {
+		t.Errorf("after restart: %v, %v; want b, then c with color red", got[1].env.After, got[2].env.After)
+	}
+	if _, ok := got[1].env.After["color"]; ok {
+		t.Errorf("row written before ADD COLUMN has color: %v", got[1].env.After)
+	}
+
+	// A position checkpoint of another server is refused.
+	cps := NewCheckpoints(e.brokers, "cps")
+	defer cps.Close()
+	if err := cps.Save(context.Background(), Checkpoint{Shard: 1, Flavor: "mariadb", Identity: "another", File: "binlog.000001", Pos: 4}); err != nil {
+		t.Fatal(err)
+	}
+	c := New(e.cfg, e.brokers, cps, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Run(ctx); !errors.Is(err, ErrIdentityMismatch) {
+		t.Errorf("Run with another server's position checkpoint = %v, want ErrIdentityMismatch", err)
+	}
+}
+
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(b []byte) (int, error) {
+	w.t.Log(string(b))
+	return len(b), nil
+}
+
+// testLogger logs through t, so the capture's log shows with a failure.
+func testLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(logWriter{t}, nil)) }

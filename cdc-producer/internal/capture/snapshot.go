@@ -1,0 +1,196 @@
+package capture
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// snapshot publishes every row of the captured tables as op "r", read in one
+// consistent transaction, and returns the checkpoint of the binlog position
+// that transaction saw: streaming from it misses and doubles nothing. A
+// crash during the snapshot leaves no checkpoint, so it starts over.
+func (c *Capture) snapshot(ctx context.Context, db *sql.DB, srv server) (Checkpoint, error) {
+	lock, err := db.Conn(ctx)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	defer lock.Close()
+	snap, err := db.Conn(ctx)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	defer snap.Close()
+	// A global read lock for the instant it takes to open the snapshot and
+	// read the position it corresponds to.
+	if _, err := lock.ExecContext(ctx, "FLUSH TABLES WITH READ LOCK"); err != nil {
+		return Checkpoint{}, fmt.Errorf("global read lock: %w", err)
+	}
+	if _, err := snap.ExecContext(ctx, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"); err != nil {
+		return Checkpoint{}, err
+	}
+	if _, err := snap.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT"); err != nil {
+		return Checkpoint{}, err
+	}
+	cp := Checkpoint{Shard: c.cfg.Shard, Flavor: srv.flavor, Identity: srv.identity, Snapshot: true, TsMs: time.Now().UnixMilli()}
+	gtidVar := "@@gtid_executed"
+	if srv.flavor == "mariadb" {
+		gtidVar = "@@gtid_binlog_pos"
+	}
+	if err := lock.QueryRowContext(ctx, "SELECT "+gtidVar).Scan(&cp.GTID); err != nil {
+		return Checkpoint{}, err
+	}
+	cp.File, cp.Pos, err = binlogPosition(ctx, lock)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if _, err := lock.ExecContext(ctx, "UNLOCK TABLES"); err != nil {
+		return Checkpoint{}, err
+	}
+	c.log.Info("snapshot started", "shard", c.cfg.Shard, "gtid", cp.GTID, "file", cp.File, "pos", cp.Pos)
+	t := &txn{c: c, cp: cp, file: cp.File}
+	tables := make([]string, 0, len(c.cfg.Tables))
+	for name := range c.cfg.Tables {
+		tables = append(tables, name)
+	}
+	sort.Strings(tables)
+	total := 0
+	for _, table := range tables {
+		n, err := c.snapshotTable(ctx, snap, t, table, cp)
+		if err != nil {
+			return Checkpoint{}, fmt.Errorf("table %s: %w", table, err)
+		}
+		total += n
+	}
+	if _, err := snap.ExecContext(ctx, "COMMIT"); err != nil {
+		return Checkpoint{}, err
+	}
+	if err := t.flush(ctx); err != nil {
+		return Checkpoint{}, err
+	}
+	if err := c.cps.Save(ctx, cp); err != nil {
+		return Checkpoint{}, err
+	}
+	c.log.Info("snapshot done", "shard", c.cfg.Shard, "rows", total)
+	return cp, nil
+}
+
+func binlogPosition(ctx context.Context, conn *sql.Conn) (string, uint32, error) {
+	for _, q := range []string{"SHOW MASTER STATUS", "SHOW BINARY LOG STATUS"} {
+		rows, err := conn.QueryContext(ctx, q)
+		if err != nil {
+			continue
+		}
+		cols, _ := rows.Columns()
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		var file string
+		var pos uint64
+		if rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				rows.Close()
+				return "", 0, err
+			}
+			file = string(vals[0])
+			pos, _ = strconv.ParseUint(string(vals[1]), 10, 32)
+		}
+		rows.Close()
+		if file == "" {
+			return "", 0, fmt.Errorf("%w: binary logging is off on the shard", ErrFatal)
+		}
+		return file, uint32(pos), nil
+	}
+	return "", 0, fmt.Errorf("cannot read the binlog position")
+}
+
+func (c *Capture) snapshotTable(ctx context.Context, conn *sql.Conn, t *txn, table string, cp Checkpoint) (int, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT * FROM `"+strings.ReplaceAll(table, "`", "``")+"`")
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return 0, err
+	}
+	conv := make([]func([]byte) any, len(types))
+	for i, ct := range types {
+		conv[i] = snapshotConverter(ct)
+	}
+	vals := make([]sql.RawBytes, len(types))
+	ptrs := make([]any, len(types))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	n := 0
+	now := time.Now().UnixMilli()
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return n, err
+		}
+		row := make(map[string]any, len(types))
+		for i, ct := range types {
+			if vals[i] == nil {
+				row[ct.Name()] = nil
+			} else {
+				row[ct.Name()] = conv[i](vals[i])
+			}
+		}
+		env := Envelope{Op: OpRead, TsMs: now, After: row, Source: Source{Version: Version, Connector: "mysql",
+			Name: c.cfg.TopicPrefix, TsMs: now, Snapshot: "true", DB: c.cfg.Database, Table: table,
+			GTID: cp.GTID, File: cp.File, Pos: cp.Pos, Row: n, Shard: c.cfg.Shard}}
+		msg, err := c.message(table, env)
+		if err != nil {
+			return n, err
+		}
+		t.pending = append(t.pending, msg)
+		c.metrics.rows.WithLabelValues(table, OpRead).Inc()
+		n++
+		if len(t.pending) >= c.cfg.FlushRows {
+			if err := t.flush(ctx); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, rows.Err()
+}
+
+// snapshotConverter gives a selected value the representation the binlog
+// path gives the same column (see columnsOf).
+func snapshotConverter(ct *sql.ColumnType) func([]byte) any {
+	typ := strings.TrimPrefix(ct.DatabaseTypeName(), "UNSIGNED ")
+	switch typ {
+	case "TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT", "YEAR":
+		return func(b []byte) any {
+			if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+				return v
+			}
+			v, _ := strconv.ParseUint(string(b), 10, 64)
+			return v
+		}
+	case "FLOAT", "DOUBLE":
+		return func(b []byte) any { v, _ := strconv.ParseFloat(string(b), 64); return v }
+	case "DATETIME":
+		_, scale, _ := ct.DecimalSize()
+		return func(b []byte) any { return datetime(string(b), scale > 3) }
+	case "TIMESTAMP":
+		return func(b []byte) any {
+			t, err := parseDatetime(string(b))
+			if err != nil {
+				return string(b)
+			}
+			return t.Format("2006-01-02T15:04:05.999999Z")
+		}
+	case "BLOB", "TINYBLOB", "MEDIUMBLOB", "LONGBLOB", "BINARY", "VARBINARY", "BIT", "GEOMETRY":
+		return func(b []byte) any { return base64.StdEncoding.EncodeToString(b) }
+	}
+	return func(b []byte) any { return string(b) } // DECIMAL, text, ENUM, JSON, ...
+}
