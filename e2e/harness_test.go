@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../pipelineapi", "../ingest", "../shard-splitter", "../shard-worker")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../pipelineapi", "../ingest", "../shard-splitter", "../shard-worker", "../cdc-producer")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
@@ -92,8 +92,8 @@ func startStack(t testing.TB, shards int, run []string, env ...string) *stack {
 	}
 	pipelinePort := freePort(t)
 	base := append([]string{"WORKER_POLL_INTERVAL=100ms", "SPLITTER_POLL_INTERVAL=100ms", "LOGGING_LEVEL=info"}, env...)
-	procs := localstack.Components(l, binDir, &localstack.PrefixWriter{W: logFile}, pipelinePort, freePort(t),
-		map[string][]string{})
+	procs := localstack.Components(l, binDir, &localstack.PrefixWriter{W: logFile},
+		localstack.Endpoints{PipelinePort: pipelinePort, IngestPort: freePort(t)}, nil)
 	s.api = pipeline.NewClient(pipeline.ClientConfig{URL: fmt.Sprintf("http://127.0.0.1:%d/api/v1/pipeline", pipelinePort)})
 	t.Cleanup(func() {
 		for i := len(procs) - 1; i >= 0; i-- {

@@ -2,7 +2,9 @@
 // `stack run` starts the MariaDB instances (control on 33060, shard i on
 // 33061+i; data under ./.data), applies the migrations and runs every
 // component with its logs prefixed; Ctrl-C stops everything cleanly and a
-// second run resumes on the same data. `stack migrate` only starts the
+// second run resumes on the same data. It also runs the embedded
+// Kafka-protocol broker on 127.0.0.1:9092 and one cdc-producer per shard.
+// `stack migrate` only starts the
 // databases, migrates them and stops them.
 package main
 
@@ -13,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -67,8 +70,18 @@ func run(ctx context.Context, cmd string, l localstack.Layout, bin string) error
 	if cmd == "migrate" {
 		return nil
 	}
+	broker, err := localstack.StartBroker(ctx, 9092, filepath.Join(l.Root, "kafka"), localstack.CDCTopics()...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		logf("stopping the Kafka broker")
+		broker.Close()
+	}()
+	logf("Kafka broker (embedded kfake) on %s, data in %s", strings.Join(broker.Addrs(), ","), filepath.Join(l.Root, "kafka"))
 	out := &localstack.PrefixWriter{W: os.Stdout}
-	procs := localstack.Components(l, bin, out, 8082, 8080, nil)
+	procs := localstack.Components(l, bin, out, localstack.Endpoints{PipelinePort: 8082, IngestPort: 8080,
+		Brokers: strings.Join(broker.Addrs(), ",")}, nil)
 	started := procs[:0:0]
 	defer func() {
 		logf("stopping %s", localstack.Names(started))
@@ -90,7 +103,7 @@ func run(ctx context.Context, cmd string, l localstack.Layout, bin string) error
 			}
 		}
 	}
-	logf("running: ingest :8080, pipelineapi :8082, %d shards; shared folder %s. Ctrl-C stops.", l.Shards, l.Shared())
+	logf("running: ingest :8080, pipelineapi :8082, Kafka :9092, %d shards; shared folder %s. Ctrl-C stops.", l.Shards, l.Shared())
 	<-ctx.Done()
 	return nil
 }

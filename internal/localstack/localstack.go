@@ -279,26 +279,42 @@ func WaitHTTP(ctx context.Context, url string) error {
 	}
 }
 
-// Components returns the processes of the file pipeline for layout l, with
-// binaries from binDir: pipelineapi, ingest, shard-splitter and one
-// shard-worker per shard, configured through the environment.
-func Components(l Layout, binDir string, out io.Writer, pipelinePort, ingestPort int, extraEnv map[string][]string) []*Process {
+// Endpoints are the addresses the components serve on or connect to.
+type Endpoints struct {
+	PipelinePort int
+	IngestPort   int
+	// Brokers is the Kafka bootstrap list (host:port,...); empty runs no
+	// cdc-producer.
+	Brokers string
+}
+
+// Components returns the product's processes for layout l, with binaries
+// from binDir: pipelineapi, shard-splitter, one shard-worker per shard, one
+// cdc-producer per shard (when there is a broker) and ingest, configured
+// through the environment plus extraEnv[name].
+func Components(l Layout, binDir string, out io.Writer, ep Endpoints, extraEnv map[string][]string) []*Process {
 	shared := l.Shared()
-	pipelineURL := fmt.Sprintf("http://127.0.0.1:%d/api/v1/pipeline", pipelinePort)
+	pipelineURL := fmt.Sprintf("http://127.0.0.1:%d/api/v1/pipeline", ep.PipelinePort)
 	common := []string{"SHARED_DIR=" + shared, "PIPELINE_URL=" + pipelineURL, fmt.Sprintf("PIPELINE_SHARDS_COUNT=%d", l.Shards)}
 	mk := func(name, bin string, args []string, env ...string) *Process {
 		env = append(append(append([]string{}, common...), env...), extraEnv[name]...)
 		return &Process{Name: name, Bin: filepath.Join(binDir, bin), Args: args, Env: env, Out: out, Restart: true}
 	}
 	procs := []*Process{
-		mk("pipelineapi", "pipelineapi", nil, fmt.Sprintf("SERVER_PORT=%d", pipelinePort), "DATABASE_ADDR="+l.ControlAddr()),
+		mk("pipelineapi", "pipelineapi", nil, fmt.Sprintf("SERVER_PORT=%d", ep.PipelinePort), "DATABASE_ADDR="+l.ControlAddr()),
 		mk("shard-splitter", "shard-splitter", nil, "DATABASE_ADDR="+l.ControlAddr()),
 	}
 	for i := range l.Shards {
 		procs = append(procs, mk(fmt.Sprintf("shard-worker-%d", i), "shard-worker", []string{"--shard", fmt.Sprint(i)},
 			"DATABASE_ADDR="+l.ShardAddr(i)))
 	}
-	procs = append(procs, mk("ingest", "ingest", nil, fmt.Sprintf("SERVER_PORT=%d", ingestPort)))
+	if ep.Brokers != "" {
+		for i := range l.Shards {
+			procs = append(procs, mk(fmt.Sprintf("cdc-producer-%d", i), "cdc-producer", []string{"--shard", fmt.Sprint(i)},
+				"DATABASE_ADDR="+l.ShardAddr(i), "KAFKA_BROKERS="+ep.Brokers))
+		}
+	}
+	procs = append(procs, mk("ingest", "ingest", nil, fmt.Sprintf("SERVER_PORT=%d", ep.IngestPort)))
 	return procs
 }
 

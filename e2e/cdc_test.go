@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/shopledger/shopledger/internal/localstack"
+	"github.com/shopledger/shopledger/internal/stacktest"
+	"github.com/shopledger/shopledger/schema"
+)
+
+// kill -9 of the cdc-producer, three times, while a client keeps committing
+// transactions: afterwards every committed row change is in Kafka, and the
+// only duplicates are repeats of a transaction that was not acknowledged
+// when the producer died, with the same source position.
+func TestKillProducerUnderWrites(t *testing.T) {
+	inst := stacktest.MariaDB(t)
+	db := stacktest.Database(t, inst, "shop", schema.Shard)
+	ctx := context.Background()
+	broker, err := localstack.StartBroker(ctx, 0, "", localstack.CDCTopics()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	brokers := strings.Join(broker.Addrs(), ",")
+	logs, _ := os.Create(filepath.Join(t.TempDir(), "producer.log"))
+	port := freePort(t)
+	p := &localstack.Process{Name: "cdc-producer-0", Bin: filepath.Join(binDir, "cdc-producer"), Args: []string{"--shard", "0"},
+		Env: []string{"DATABASE_ADDR=" + inst.Addr(), "KAFKA_BROKERS=" + brokers, "CAPTURE_FLUSH_ROWS=7", fmt.Sprintf("SERVER_PORT=%d", port)},
+		Out: &localstack.PrefixWriter{W: logs}, Restart: true}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Stop(10 * time.Second)
+		if t.Failed() {
+			b, _ := os.ReadFile(logs.Name())
+			t.Logf("producer log:\n%s", b)
+		}
+	})
+
+	// Changes before the snapshot would be folded into it; start writing once
+	// the producer streams.
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := localstack.WaitHTTP(rctx, fmt.Sprintf("http://127.0.0.1:%d/ready", port)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+
+	// The writer: transactions of 1..12 inserts and an update, as fast as
+	// the shard takes them.
+	var mu sync.Mutex
+	changes := 0 // row changes committed
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		id := 0
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			tx, err := db.Begin()
+			if err != nil {
+				done <- err
+				return
+			}
+			n := 1 + rand.IntN(12)
+			for range n {
+				id++
+				if _, err := tx.Exec("INSERT INTO good (id, name, price) VALUES (?, ?, 1.00)", id, fmt.Sprint("g", id)); err != nil {
+					done <- err
+					return
+				}
+			}
+			if _, err := tx.Exec("UPDATE good SET price = price + 1 WHERE id = ?", 1+rand.IntN(id)); err != nil {
+				done <- err
+				return
+			}
+			if err := tx.Commit(); err != nil {
+				done <- err
+				return
+			}
+			mu.Lock()
+			changes += n + 1
+			mu.Unlock()
+		}
+	}()
+	for range 3 {
+		time.Sleep(time.Duration(1500+rand.IntN(1000)) * time.Millisecond)
+		p.Kill() // restarted by its supervisor a second later
+	}
+	time.Sleep(2 * time.Second)
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	want := changes
+	mu.Unlock()
+
+	// Read shop.good until every committed change is there.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker.Addrs()...), kgo.ConsumeTopics("shop.good"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	type pos struct {
+		file     string
+		pos, row float64
+	}
+	seen := map[pos][]string{}
+	messages := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for len(seen) < want && time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			var v map[string]any
+			if err := json.Unmarshal(r.Value, &v); err != nil {
+				t.Fatalf("message %s: %v", r.Value, err)
+			}
+			src := v["source"].(map[string]any)
+			k := pos{src["file"].(string), src["pos"].(float64), src["row"].(float64)}
+			delete(v, "ts_ms") // processing time differs between sends
+			b, _ := json.Marshal(v)
+			seen[k] = append(seen[k], string(b))
+			messages++
+		})
+	}
+	if len(seen) != want {
+		t.Fatalf("Kafka has %d distinct row changes, the shard committed %d", len(seen), want)
+	}
+	dups := 0
+	for k, vs := range seen {
+		for _, v := range vs[1:] {
+			if v != vs[0] {
+				t.Errorf("position %v sent twice with different content:\n%s\n%s", k, vs[0], v)
+			}
+		}
+		dups += len(vs) - 1
+	}
+	// Each kill may repeat at most the one transaction in flight (13 rows).
+	if dups > 3*13 {
+		t.Errorf("%d duplicate messages after 3 kills, want at most %d", dups, 3*13)
+	}
+	t.Logf("%d row changes committed, %d messages, %d duplicates", want, messages, dups)
+}
