@@ -64,6 +64,9 @@ type columns struct {
 // the server must run with binlog_row_metadata=FULL.
 var ErrNoColumnNames = fmt.Errorf("binlog carries no column names: set binlog_row_metadata=FULL on the server")
 
+// binaryCollation is the collation id of binary strings (BLOB, VARBINARY).
+const binaryCollation = 63
+
 // columnsOf derives names and value converters from a table map event. The
 // converters give Debezium's JSON representations: integers as numbers,
 // DECIMAL as a string (decimal.handling.mode=string), DATETIME as epoch
@@ -75,10 +78,12 @@ func columnsOf(t *replication.TableMapEvent) (*columns, error) {
 	if len(names) != int(t.ColumnCount) {
 		return nil, fmt.Errorf("%s.%s: %w", t.Schema, t.Table, ErrNoColumnNames)
 	}
-	enums := t.EnumStrValueMap()
+	enums, colls := t.EnumStrValueMap(), t.CollationMap()
 	c := &columns{names: names, conv: make([]func(any) any, len(names))}
 	for i := range names {
-		c.conv[i] = converter(t.ColumnType[i], t.ColumnMeta[i], t.IsCharacterColumn(i), enums[i])
+		// BLOB and TEXT share a type; the binary collation tells them apart.
+		text := t.IsCharacterColumn(i) && colls[i] != binaryCollation
+		c.conv[i] = converter(t.ColumnType[i], t.ColumnMeta[i], text, enums[i])
 	}
 	return c, nil
 }
