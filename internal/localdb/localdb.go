@@ -37,8 +37,9 @@ type Options struct {
 // Instance is a running server.
 type Instance struct {
 	Options
-	cmd  *exec.Cmd
-	done chan error
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the server process has exited
+	err    error         // its exit status, once exited is closed
 }
 
 // serverBinary finds mariadbd or mysqld.
@@ -146,8 +147,12 @@ func Start(ctx context.Context, o Options) (*Instance, error) {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", o.Name, err)
 	}
-	inst := &Instance{Options: o, cmd: cmd, done: make(chan error, 1)}
-	go func() { inst.done <- cmd.Wait(); logf.Close() }()
+	inst := &Instance{Options: o, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		inst.err = cmd.Wait()
+		logf.Close()
+		close(inst.exited)
+	}()
 	if err := inst.waitReady(ctx, 60*time.Second); err != nil {
 		inst.Kill()
 		return nil, err
@@ -199,9 +204,8 @@ func (i *Instance) waitReady(ctx context.Context, limit time.Duration) error {
 			return nil
 		}
 		select {
-		case e := <-i.done:
-			i.done <- e
-			return fmt.Errorf("%s exited during start-up (%v); see %s", i.Name, e, i.ErrorLog())
+		case <-i.exited:
+			return fmt.Errorf("%s exited during start-up (%v); see %s", i.Name, i.err, i.ErrorLog())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
@@ -217,14 +221,17 @@ func (i *Instance) DB(name string) (*sql.DB, error) {
 	return sqldb.Open(sqldb.Config{Addr: i.Addr(), User: "root", Database: name})
 }
 
-// Stop shuts the server down cleanly and waits for it to exit.
+// Stop shuts the server down cleanly and waits for it to exit. Stopping a
+// stopped instance does nothing.
 func (i *Instance) Stop() error {
-	if i.cmd.Process == nil {
+	select {
+	case <-i.exited:
 		return nil
+	default:
 	}
 	_ = i.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-i.done:
+	case <-i.exited:
 		return nil
 	case <-time.After(60 * time.Second):
 		i.Kill()
@@ -234,11 +241,8 @@ func (i *Instance) Stop() error {
 
 // Kill ends the server at once, as a crash would.
 func (i *Instance) Kill() {
-	if i.cmd.Process != nil {
-		_ = i.cmd.Process.Kill()
-		<-i.done
-		i.done <- nil
-	}
+	_ = i.cmd.Process.Kill()
+	<-i.exited
 }
 
 // FreePort asks the kernel for an unused TCP port on 127.0.0.1.

@@ -176,8 +176,21 @@ func (c *Capture) runOnce(ctx context.Context) error {
 			}
 		}
 	}
-	return c.stream(ctx, cp)
+	err = c.stream(ctx, cp)
+	if errors.Is(err, ErrBinlogPurged) && c.cfg.Snapshot == "when_needed" {
+		c.log.Warn("the checkpoint's binlog is gone; taking a new snapshot (snapshot_mode when_needed)", "err", err)
+		if cp, err = c.snapshot(ctx, db, srv); err != nil {
+			return fmt.Errorf("snapshot: %w", err)
+		}
+		return c.stream(ctx, cp)
+	}
+	return err
 }
+
+// ErrBinlogPurged is returned (wrapped in ErrFatal) when the binlog the
+// checkpoint points into has been purged from the shard and the snapshot
+// mode is not when_needed.
+var ErrBinlogPurged = errors.New("binlog purged")
 
 func dsn(c Config) string {
 	return fmt.Sprintf("%s:%s@tcp(%s)/%s?parseTime=false&loc=UTC&time_zone=%%27%%2B00%%3A00%%27&interpolateParams=true",
@@ -216,7 +229,9 @@ func (c *Capture) stream(ctx context.Context, cp Checkpoint) error {
 				return err
 			}
 			if purged(err) {
-				return fmt.Errorf("%w: the binlog at checkpoint %s (%s:%d) is no longer on the server: %v", ErrFatal, cp.GTID, cp.File, cp.Pos, err)
+				return fmt.Errorf("%w: %w: binlog %s (checkpoint %s:%d, GTID %s) is no longer on shard %d; "+
+					"set capture.snapshot_mode = \"when_needed\" to take a new snapshot: %v",
+					ErrFatal, ErrBinlogPurged, cp.File, cp.File, cp.Pos, cp.GTID, c.cfg.Shard, err)
 			}
 			return fmt.Errorf("read binlog: %w", err)
 		}

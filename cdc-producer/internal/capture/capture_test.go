@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,8 +89,9 @@ type msg struct {
 	raw map[string]any
 }
 
-// consume reads topic until it holds want messages (or fails after 20 s),
-// in partition order per key.
+// consume reads topic until it holds want distinct row changes (or fails
+// after 20 s) and returns them in binlog order. Repeats of a source position,
+// which at-least-once delivery allows, are dropped as a consumer would.
 func (e *env) consume(topic string, want int) []msg {
 	e.t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -98,6 +100,7 @@ func (e *env) consume(topic string, want int) []msg {
 	}
 	defer cl.Close()
 	var out []msg
+	seen := map[Source]bool{}
 	deadline := time.Now().Add(20 * time.Second)
 	for len(out) < want && time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -112,7 +115,12 @@ func (e *env) consume(topic string, want int) []msg {
 				e.t.Fatalf("value %s: %v", r.Value, err)
 			}
 			json.Unmarshal(r.Value, &m.raw)
-			out = append(out, m)
+			pos := m.env.Source
+			pos.TsMs = 0
+			if !seen[pos] {
+				seen[pos] = true
+				out = append(out, m)
+			}
 		})
 	}
 	if len(out) != want {
@@ -244,3 +252,81 @@ func (w logWriter) Write(b []byte) (int, error) {
 
 // testLogger logs through t, so the capture's log shows with a failure.
 func testLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(logWriter{t}, nil)) }
+
+func TestRotationAndShardRestart(t *testing.T) {
+	e := setup(t, "never")
+	stop := e.start()
+	defer stop()
+	e.exec("INSERT INTO good (id, name) VALUES (1, 'a')")
+	e.exec("FLUSH BINARY LOGS")
+	e.exec("INSERT INTO good (id, name) VALUES (2, 'b')")
+	got := e.consume("shop.good", 2)
+	if got[0].env.Source.File == got[1].env.Source.File {
+		t.Errorf("both rows from %s, want the second from the next binlog after FLUSH BINARY LOGS", got[0].env.Source.File)
+	}
+	// The shard goes away and comes back on the same data.
+	if err := e.inst.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := localdb.Start(context.Background(), e.inst.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Stop() })
+	db, err := inst.DB("shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("INSERT INTO good (id, name) VALUES (3, 'c')"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.consume("shop.good", 3); got[2].env.After["name"] != "c" {
+		t.Errorf("after the shard restarted: %v, want c", got[2].env.After)
+	}
+}
+
+func TestPurgedBinlog(t *testing.T) {
+	e := setup(t, "never")
+	stop := e.start()
+	e.exec("INSERT INTO good (id, name) VALUES (1, 'a')")
+	e.consume("shop.good", 1)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	e.db.QueryRow("SHOW BINARY LOGS").Scan(&first, new(any))
+	e.exec("INSERT INTO good (id, name) VALUES (2, 'b')")
+	e.exec("FLUSH BINARY LOGS")
+	var current string
+	var pos any
+	if err := e.db.QueryRow("SHOW MASTER STATUS").Scan(&current, &pos, new(any), new(any)); err != nil {
+		t.Fatal(err)
+	}
+	e.exec("PURGE BINARY LOGS TO '" + current + "'")
+
+	// Without when_needed: a clear error naming the missing file.
+	cps := NewCheckpoints(e.brokers, "cps")
+	defer cps.Close()
+	c := New(e.cfg, e.brokers, cps, testLogger(t), NewMetrics(prometheus.NewRegistry(), 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := c.Run(ctx)
+	if !errors.Is(err, ErrBinlogPurged) || !errors.Is(err, ErrFatal) || !strings.Contains(err.Error(), first) {
+		t.Fatalf("Run on a purged binlog = %v, want ErrBinlogPurged naming %s", err, first)
+	}
+
+	// With when_needed: a new snapshot, then the stream.
+	e.cfg.Snapshot = "when_needed"
+	stop = e.start()
+	defer stop()
+	e.exec("INSERT INTO good (id, name) VALUES (3, 'c')")
+	got := e.consume("shop.good", 4) // a (c), then the snapshot's a, b (r), then c (c)
+	var ops []string
+	for _, m := range got {
+		ops = append(ops, m.env.Op+":"+m.env.After["name"].(string))
+	}
+	if strings.Join(ops, " ") != "r:a r:b c:a c:c" {
+		t.Errorf("messages after the re-snapshot = %v, want the snapshot of a and b, then c", ops)
+	}
+}
