@@ -249,6 +249,13 @@ func (p *Process) Stop(timeout time.Duration) {
 	<-p.done
 }
 
+// Pid is the process id of the current run.
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd.Process.Pid
+}
+
 // Exited is closed when the current run of the process ends.
 func (p *Process) Exited() <-chan struct{} {
 	p.mu.Lock()

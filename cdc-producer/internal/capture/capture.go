@@ -67,7 +67,8 @@ type Capture struct {
 func New(cfg Config, brokers []string, cps *Checkpoints, log *slog.Logger, m *Metrics) *Capture {
 	return &Capture{cfg: cfg, cps: cps, log: log, metrics: m, out: &kafka.Writer{
 		Addr: kafka.TCP(brokers...), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchSize: cfg.FlushRows, BatchBytes: 64 << 20, BatchTimeout: time.Millisecond, MaxAttempts: 5,
+		// BatchBytes stays under the broker's default message.max.bytes (1 MiB).
+		BatchSize: cfg.FlushRows, BatchBytes: 1_000_000, BatchTimeout: time.Millisecond, MaxAttempts: 5,
 	}}
 }
 
@@ -212,6 +213,9 @@ func (c *Capture) stream(ctx context.Context, cp Checkpoint) error {
 		ServerID: c.cfg.ServerID, Flavor: cp.Flavor, Host: host, Port: uint16(port), User: c.cfg.User, Password: c.cfg.Password,
 		HeartbeatPeriod: time.Second, ReadTimeout: 10 * time.Second, TimestampStringLocation: time.UTC,
 		MaxReconnectAttempts: 3, Logger: slog.New(slog.DiscardHandler),
+		// Decoded events read ahead of the capture: the default of 10,240
+		// costs hundreds of MiB in a large transaction.
+		EventCacheCount: 256,
 	})
 	defer syncer.Close()
 	st, err := syncer.StartSyncGTID(gset)
@@ -221,9 +225,19 @@ func (c *Capture) stream(ctx context.Context, cp Checkpoint) error {
 	c.streaming.Store(true)
 	defer c.streaming.Store(false)
 	c.log.Info("streaming", "shard", c.cfg.Shard, "flavor", cp.Flavor, "gtid", cp.GTID, "file", cp.File, "pos", cp.Pos)
-	t := &txn{c: c, cp: cp, tables: map[uint64]*columns{}}
+	// A failed publisher cancels the reading too, also while the binlog is idle.
+	rctx, cancel := context.WithCancelCause(ctx)
+	pub := newPublisher(rctx, c.out, c.cps, c.metrics.checkpoint, c.log, cancel)
+	defer func() {
+		cancel(nil)
+		pub.close()
+	}()
+	t := &txn{c: c, cp: cp, pub: pub, tables: map[uint64]*columns{}}
 	for {
-		ev, err := st.GetEvent(ctx)
+		ev, err := st.GetEvent(rctx)
+		if cause := context.Cause(rctx); cause != nil && ctx.Err() == nil {
+			return cause // the publisher's error
+		}
 		if err != nil {
 			if errors.Is(err, replication.ErrNeedSyncAgain) || ctx.Err() != nil {
 				return err
@@ -249,7 +263,8 @@ func purged(err error) bool {
 // txn tracks the transaction being read and the messages not yet written.
 type txn struct {
 	c       *Capture
-	cp      Checkpoint // the last checkpoint saved
+	cp      Checkpoint // the last checkpoint queued
+	pub     *publisher
 	file    string
 	gtid    string
 	tables  map[uint64]*columns
@@ -311,29 +326,86 @@ func (t *txn) rows(h *replication.EventHeader, e *replication.RowsEvent, cols *c
 		replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
 		op = OpDelete
 	}
-	start := h.LogPos - h.EventSize
+	src := Source{Version: Version, Name: t.c.cfg.TopicPrefix, TsMs: int64(h.Timestamp) * 1000, Snapshot: "false",
+		DB: t.c.cfg.Database, Table: table, ServerID: h.ServerID, GTID: t.gtid, File: t.file, Pos: h.LogPos - h.EventSize,
+		Shard: t.c.cfg.Shard}
 	now := time.Now().UnixMilli()
+	topic := t.c.cfg.Topic(table)
+	key := t.c.cfg.Tables[table]
 	for i := 0; i+step <= len(e.Rows); i += step {
-		env := Envelope{Op: op, TsMs: now, Source: Source{Version: Version, Connector: "mysql", Name: t.c.cfg.TopicPrefix,
-			TsMs: int64(h.Timestamp) * 1000, Snapshot: "false", DB: t.c.cfg.Database, Table: table, ServerID: h.ServerID,
-			GTID: t.gtid, File: t.file, Pos: start, Row: i / step, Shard: t.c.cfg.Shard}}
+		var before, after []any
 		switch op {
 		case OpCreate:
-			env.After = cols.row(e.Rows[i])
+			after = e.Rows[i]
 		case OpDelete:
-			env.Before = cols.row(e.Rows[i])
+			before = e.Rows[i]
 		case OpUpdate:
-			env.Before, env.After = cols.row(e.Rows[i]), cols.row(e.Rows[i+1])
+			before, after = e.Rows[i], e.Rows[i+1]
 		}
-		msg, err := t.c.message(table, env)
-		if err != nil {
-			return err
+		src.Row = i / step
+		v := make([]byte, 0, 256+64*len(cols.names))
+		v = append(v, `{"before":`...)
+		v = cols.appendRow(v, before)
+		v = append(v, `,"after":`...)
+		v = cols.appendRow(v, after)
+		v = append(v, `,"source":`...)
+		v = appendSource(v, &src)
+		v = append(v, `,"op":"`...)
+		v = append(v, op...)
+		v = append(v, `","ts_ms":`...)
+		v = strconv.AppendInt(v, now, 10)
+		v = append(v, '}')
+		row := after
+		if row == nil {
+			row = before
 		}
-		t.pending = append(t.pending, msg)
-		t.c.metrics.rows.WithLabelValues(table, op).Inc()
+		t.pending = append(t.pending, kafka.Message{Topic: topic, Key: cols.appendKey(nil, key, row), Value: v})
+		t.c.metrics.bytes.Add(float64(len(v)))
 	}
+	t.c.metrics.rows.WithLabelValues(table, op).Add(float64(len(e.Rows) / step))
 	t.c.metrics.lagSeconds.Set(time.Since(time.Unix(int64(h.Timestamp), 0)).Seconds())
 	return nil
+}
+
+// appendKey appends the message key of a row image: a JSON object of the
+// table's key columns.
+func (c *columns) appendKey(b []byte, k Key, row []any) []byte {
+	names := k.Columns
+	if k.Ordering {
+		names = orderingKey(c.value(row, "event_type"))
+	}
+	b = append(b, '{')
+	for i, name := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, name)
+		b = append(b, ':')
+		b = appendValue(b, c.value(row, name))
+	}
+	return append(b, '}')
+}
+
+// value returns the converted value of column name in row, or nil.
+func (c *columns) value(row []any, name string) any {
+	for i, n := range c.names {
+		if n == name && i < len(row) {
+			if row[i] == nil {
+				return nil
+			}
+			return c.conv[i](row[i])
+		}
+	}
+	return nil
+}
+
+// orderingKey is the SPEC §2 ordering key of an events row: order_id for
+// purchases (1) and returns (3), shop_id otherwise.
+func orderingKey(eventType any) []string {
+	if t := toInt64(eventType); t == 1 || t == 3 {
+		return []string{"order_id"}
+	}
+	return []string{"shop_id"}
 }
 
 // message builds the Kafka message of one change.
@@ -346,10 +418,7 @@ func (c *Capture) message(table string, env Envelope) (kafka.Message, error) {
 	k := c.cfg.Tables[table]
 	cols := k.Columns
 	if k.Ordering {
-		cols = []string{"shop_id"}
-		if t := toInt64(row["event_type"]); t == 1 || t == 3 { // purchase, return
-			cols = []string{"order_id"}
-		}
+		cols = orderingKey(row["event_type"])
 	}
 	for _, col := range cols {
 		key[col] = row[col]
@@ -366,20 +435,21 @@ func (c *Capture) message(table string, env Envelope) (kafka.Message, error) {
 	return kafka.Message{Topic: c.cfg.Topic(table), Key: kb, Value: vb}, nil
 }
 
-// flush writes the pending messages and returns once Kafka acknowledged them.
+// flush hands the pending messages to the publisher.
 func (t *txn) flush(ctx context.Context) error {
 	if len(t.pending) == 0 {
 		return nil
 	}
-	if err := t.c.out.WriteMessages(ctx, t.pending...); err != nil {
-		return fmt.Errorf("publish %d messages: %w", len(t.pending), err)
+	if err := t.pub.send(ctx, item{msgs: t.pending}); err != nil {
+		return err
 	}
-	t.pending = t.pending[:0]
+	t.c.log.Debug("queued", "messages", len(t.pending))
+	t.pending = make([]kafka.Message, 0, t.c.cfg.FlushRows)
 	return nil
 }
 
-// commit ends a transaction: everything before it is written, then the
-// checkpoint moves past it.
+// commit ends a transaction: its messages are queued, then the checkpoint
+// past it, which the publisher saves once they are all acknowledged.
 func (t *txn) commit(ctx context.Context, h *replication.EventHeader, gset mysql.GTIDSet) error {
 	if err := t.flush(ctx); err != nil {
 		return err
@@ -389,12 +459,9 @@ func (t *txn) commit(ctx context.Context, h *replication.EventHeader, gset mysql
 	if gset != nil {
 		cp.GTID = gset.String()
 	}
-	if err := t.c.cps.Save(ctx, cp); err != nil {
-		return err
-	}
 	t.cp = cp
-	t.c.metrics.checkpoint(cp)
-	return nil
+	t.c.log.Debug("transaction end", "gtid", cp.GTID, "file", cp.File, "pos", cp.Pos)
+	return t.pub.send(ctx, item{cp: &cp})
 }
 
 func toInt64(v any) int64 {

@@ -40,7 +40,7 @@ func setup(t *testing.T, snapshot string) *env {
 	}
 	t.Cleanup(cluster.Close)
 	e := &env{t: t, inst: inst, db: db, brokers: cluster.ListenAddrs(), cfg: Config{
-		Shard: 1, Addr: inst.Addr(), User: "root", Database: "shop", ServerID: 1001, TopicPrefix: "shop", FlushRows: 100,
+		Shard: 1, Addr: inst.Addr(), User: "root", Database: "shop", ServerID: 1001, TopicPrefix: "shop", FlushRows: 5000,
 		Snapshot: snapshot, Tables: map[string]Key{"good": {Columns: []string{"id"}},
 			"events": {Ordering: true}, "account_transaction": {Columns: []string{"user_id"}}},
 	}}
@@ -328,5 +328,18 @@ func TestPurgedBinlog(t *testing.T) {
 	}
 	if strings.Join(ops, " ") != "r:a r:b c:a c:c" {
 		t.Errorf("messages after the re-snapshot = %v, want the snapshot of a and b, then c", ops)
+	}
+}
+
+// A transaction larger than several flushes arrives whole, and the
+// checkpoint moves past it only once.
+func TestLargeTransaction(t *testing.T) {
+	e := setup(t, "never")
+	stop := e.start()
+	defer stop()
+	e.exec("INSERT INTO good (id, name, price) SELECT seq, CONCAT('g', seq), 1.00 FROM seq_1_to_20000")
+	got := e.consume("shop.good", 20000)
+	if got[19999].env.After["name"] != "g20000" {
+		t.Errorf("last row = %v", got[19999].env.After)
 	}
 }

@@ -96,3 +96,19 @@ func TestMySQLGTIDAndV2RowsEvents(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"uote\\back`, "nl\ncr\rtab\tnul\x00bell\x07", "<a & b>", "line\u2028sep\u2029",
+		"привет, 世界 🙂", "bad\xffutf8\xc3", "é"} {
+		want, _ := json.Marshal(s)
+		if got := appendString(nil, s); string(got) != string(want) {
+			t.Errorf("appendString(%q) = %s, want %s", s, got, want)
+		}
+	}
+	for _, v := range []any{int8(-5), int16(300), int32(-70000), int64(1 << 60), uint64(1 << 63), 2.5, float32(0.1), true, nil} {
+		want, _ := json.Marshal(v)
+		if got := appendValue(nil, v); string(got) != string(want) {
+			t.Errorf("appendValue(%v) = %s, want %s", v, got, want)
+		}
+	}
+}

@@ -53,7 +53,10 @@ func (c *Capture) snapshot(ctx context.Context, db *sql.DB, srv server) (Checkpo
 		return Checkpoint{}, err
 	}
 	c.log.Info("snapshot started", "shard", c.cfg.Shard, "gtid", cp.GTID, "file", cp.File, "pos", cp.Pos)
-	t := &txn{c: c, cp: cp, file: cp.File}
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	t := &txn{c: c, cp: cp, file: cp.File, pub: newPublisher(pctx, c.out, c.cps, c.metrics.checkpoint, c.log, cancel)}
+	defer t.pub.close()
 	tables := make([]string, 0, len(c.cfg.Tables))
 	for name := range c.cfg.Tables {
 		tables = append(tables, name)
@@ -73,7 +76,10 @@ func (c *Capture) snapshot(ctx context.Context, db *sql.DB, srv server) (Checkpo
 	if err := t.flush(ctx); err != nil {
 		return Checkpoint{}, err
 	}
-	if err := c.cps.Save(ctx, cp); err != nil {
+	if err := t.pub.send(ctx, item{cp: &cp}); err != nil {
+		return Checkpoint{}, err
+	}
+	if err := t.pub.close(); err != nil { // every row and the checkpoint are in Kafka
 		return Checkpoint{}, err
 	}
 	c.log.Info("snapshot done", "shard", c.cfg.Shard, "rows", total)
