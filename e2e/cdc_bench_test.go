@@ -18,10 +18,10 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/shopledger/shopledger/internal/localstack"
 	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/schema"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // BenchmarkCDC streams one transaction of 1,000,000 row inserts from a
@@ -142,7 +142,6 @@ func peakRSS(p *localstack.Process) int {
 	}
 	return 0
 }
-
 
 // lastCheckpointGTID returns the GTID set of shard 0's latest checkpoint.
 func lastCheckpointGTID(b *testing.B, brokers []string) string {
