@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,9 @@ type Capture struct {
 	metrics *Metrics
 	// streaming is true while binlog events are being read.
 	streaming atomic.Bool
+
+	mu    sync.Mutex
+	saved Checkpoint // the last checkpoint Kafka has
 }
 
 // New returns a capture publishing through brokers.
@@ -170,14 +174,24 @@ func (c *Capture) runOnce(ctx context.Context) error {
 	if !ok {
 		switch c.cfg.Snapshot {
 		case "never":
-			cp = Checkpoint{Shard: c.cfg.Shard, Flavor: srv.flavor, Identity: srv.identity, GTID: srv.gtid}
+			// Saved at once: a restart before the first transaction must
+			// resume here, not at a later "now".
+			cp = Checkpoint{Shard: c.cfg.Shard, Flavor: srv.flavor, Identity: srv.identity, GTID: srv.gtid, TsMs: time.Now().UnixMilli()}
+			if err := c.cps.Save(ctx, cp); err != nil {
+				return err
+			}
 		default:
 			if cp, err = c.snapshot(ctx, db, srv); err != nil {
 				return fmt.Errorf("snapshot: %w", err)
 			}
 		}
 	}
-	err = c.stream(ctx, cp)
+	if ok {
+		err = c.checkAvailable(ctx, db, cp)
+	}
+	if err == nil {
+		err = c.stream(ctx, cp)
+	}
 	if errors.Is(err, ErrBinlogPurged) && c.cfg.Snapshot == "when_needed" {
 		c.log.Warn("the checkpoint's binlog is gone; taking a new snapshot (snapshot_mode when_needed)", "err", err)
 		if cp, err = c.snapshot(ctx, db, srv); err != nil {
@@ -225,14 +239,17 @@ func (c *Capture) stream(ctx context.Context, cp Checkpoint) error {
 	c.streaming.Store(true)
 	defer c.streaming.Store(false)
 	c.log.Info("streaming", "shard", c.cfg.Shard, "flavor", cp.Flavor, "gtid", cp.GTID, "file", cp.File, "pos", cp.Pos)
-	// A failed publisher cancels the reading too, also while the binlog is idle.
+	// A failed publisher cancels the reading too, also while the binlog is
+	// idle. The publisher outlives ctx a little on shutdown, to save what it
+	// already has (checkpoints included).
 	rctx, cancel := context.WithCancelCause(ctx)
-	pub := newPublisher(rctx, c.out, c.cps, c.metrics.checkpoint, c.log, cancel)
+	pub, stopPub := c.startPublisher(ctx, cancel)
 	defer func() {
 		cancel(nil)
-		pub.close()
+		stopPub()
 	}()
 	t := &txn{c: c, cp: cp, pub: pub, tables: map[uint64]*columns{}}
+	go c.watchLag(rctx)
 	for {
 		ev, err := st.GetEvent(rctx)
 		if cause := context.Cause(rctx); cause != nil && ctx.Err() == nil {
@@ -486,4 +503,83 @@ func (c *Capture) Ready(context.Context) error {
 		return errors.New("not streaming (connecting, snapshotting or resuming)")
 	}
 	return nil
+}
+
+// watchLag sets cdc_lag_bytes every few seconds: how far the server's binlog
+// has gone past the last checkpoint.
+func (c *Capture) watchLag(ctx context.Context) {
+	db, err := sql.Open("mysql", dsn(c.cfg))
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+		c.mu.Lock()
+		cp := c.saved
+		c.mu.Unlock()
+		if cp.File == "" {
+			continue
+		}
+		rows, err := db.QueryContext(ctx, "SHOW BINARY LOGS")
+		if err != nil {
+			continue
+		}
+		var lag int64
+		for rows.Next() {
+			var name string
+			var size int64
+			cols, _ := rows.Columns()
+			dest := []any{&name, &size}
+			for range len(cols) - 2 {
+				dest = append(dest, new(any))
+			}
+			if rows.Scan(dest...) != nil {
+				continue
+			}
+			switch {
+			case name == cp.File:
+				lag += size - int64(cp.Pos)
+			case name > cp.File: // binlog names sort in order
+				lag += size
+			}
+		}
+		rows.Close()
+		c.metrics.lagBytes.Set(float64(max(lag, 0)))
+	}
+}
+
+// checkpointed records a checkpoint Kafka acknowledged.
+func (c *Capture) checkpointed(cp Checkpoint) {
+	c.mu.Lock()
+	c.saved = cp
+	c.mu.Unlock()
+	c.metrics.checkpoint(cp)
+}
+
+// drainTimeout bounds how long a stopping capture waits for Kafka to take
+// what the publisher has queued.
+const drainTimeout = 5 * time.Second
+
+// startPublisher starts a publisher that keeps running for up to
+// drainTimeout after ctx ends; stop closes it, draining the queue.
+func (c *Capture) startPublisher(ctx context.Context, fail context.CancelCauseFunc) (*publisher, func()) {
+	pctx, pcancel := context.WithCancel(context.WithoutCancel(ctx))
+	pub := newPublisher(pctx, c.out, c.cps, c.checkpointed, c.log, fail)
+	return pub, func() {
+		done := make(chan struct{})
+		go func() { pub.close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(drainTimeout):
+			pcancel()
+			<-done
+		}
+		pcancel()
+	}
 }

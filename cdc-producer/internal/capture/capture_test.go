@@ -376,3 +376,23 @@ func TestKafkaRestart(t *testing.T) {
 		t.Errorf("after Kafka came back: %v, want c last", got[2].env.After)
 	}
 }
+
+// A GTID checkpoint taken on another server (a failover to a replica with
+// the same GTID history) re-anchors instead of failing.
+func TestGTIDCheckpointReanchors(t *testing.T) {
+	e := setup(t, "never")
+	var gtid string
+	e.db.QueryRow("SELECT @@gtid_binlog_pos").Scan(&gtid)
+	cps := NewCheckpoints(e.brokers, "cps")
+	defer cps.Close()
+	if err := cps.Save(context.Background(), Checkpoint{Shard: 1, Flavor: "mariadb", Identity: "the-old-primary",
+		File: "old-binlog.000042", Pos: 12345, GTID: gtid}); err != nil {
+		t.Fatal(err)
+	}
+	stop := e.start()
+	defer stop()
+	e.exec("INSERT INTO good (id, name) VALUES (1, 'a')")
+	if got := e.consume("shop.good", 1); got[0].env.After["name"] != "a" {
+		t.Errorf("after re-anchoring: %v", got[0].env.After)
+	}
+}

@@ -15,6 +15,7 @@ type Metrics struct {
 	cpPos      prometheus.Gauge
 	cpTime     prometheus.Gauge
 	cpFile     *prometheus.GaugeVec
+	lagBytes   prometheus.Gauge
 }
 
 // NewMetrics registers the metrics of shard's capture on reg.
@@ -35,8 +36,10 @@ func NewMetrics(reg prometheus.Registerer, shard int) *Metrics {
 			Help: "Commit time of the last checkpointed transaction.", ConstLabels: l}),
 		cpFile: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdc_checkpoint_file",
 			Help: "1 for the binlog file of the last checkpoint.", ConstLabels: l}, []string{"file"}),
+		lagBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdc_lag_bytes",
+			Help: "Binlog bytes the server has written past the last checkpoint (whole files in between counted by size).", ConstLabels: l}),
 	}
-	reg.MustRegister(m.rows, m.bytes, m.restarts, m.lagSeconds, m.cpPos, m.cpTime, m.cpFile)
+	reg.MustRegister(m.rows, m.bytes, m.restarts, m.lagSeconds, m.cpPos, m.cpTime, m.cpFile, m.lagBytes)
 	return m
 }
 

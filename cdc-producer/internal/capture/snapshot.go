@@ -53,10 +53,14 @@ func (c *Capture) snapshot(ctx context.Context, db *sql.DB, srv server) (Checkpo
 		return Checkpoint{}, err
 	}
 	c.log.Info("snapshot started", "shard", c.cfg.Shard, "gtid", cp.GTID, "file", cp.File, "pos", cp.Pos)
-	pctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	t := &txn{c: c, cp: cp, file: cp.File, pub: newPublisher(pctx, c.out, c.cps, c.metrics.checkpoint, c.log, cancel)}
-	defer t.pub.close()
+	rctx, cancel := context.WithCancelCause(ctx)
+	pub, stopPub := c.startPublisher(ctx, cancel)
+	defer func() {
+		cancel(nil)
+		stopPub()
+	}()
+	ctx = rctx
+	t := &txn{c: c, cp: cp, file: cp.File, pub: pub}
 	tables := make([]string, 0, len(c.cfg.Tables))
 	for name := range c.cfg.Tables {
 		tables = append(tables, name)
