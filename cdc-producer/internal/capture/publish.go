@@ -13,9 +13,9 @@ import (
 // publisher writes to Kafka behind the binlog reader, so decoding goes on
 // while Kafka acknowledges. It takes items in order: batches of messages
 // and checkpoints. A checkpoint is saved only after every batch queued
-// before it was acknowledged; checkpoints queued together collapse into
-// the last one. The first error stops it; the reader then starts over from
-// the last saved checkpoint.
+// before it was acknowledged; consecutive checkpoints collapse into the
+// last one. The first error stops it; the reader then starts over from the
+// last saved checkpoint.
 type publisher struct {
 	out   *kafka.Writer
 	cps   *Checkpoints
@@ -23,6 +23,7 @@ type publisher struct {
 	done  chan error // receives the publisher's end: nil after close, or its error
 	saved func(Checkpoint)
 	log   *slog.Logger
+	look  *item // taken from the queue, not yet handled (run's goroutine only)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -52,27 +53,40 @@ func newPublisher(ctx context.Context, out *kafka.Writer, cps *Checkpoints, save
 }
 
 func (p *publisher) run(ctx context.Context) error {
-	for it := range p.items {
+	for {
+		it, ok := p.next(true)
+		if !ok {
+			return nil
+		}
+		// The messages of one transaction, however many items they came
+		// in, up to a queue's worth; never past its checkpoint, so that a
+		// crash leaves at most one transaction written but unacknowledged.
 		var msgs []kafka.Message
 		var cp *Checkpoint
-		take := func(it item) {
+		for n := 1; ; n++ {
 			msgs = append(msgs, it.msgs...)
 			if it.cp != nil {
 				cp = it.cp
+				break
+			}
+			if n == queueDepth {
+				break
+			}
+			if it, ok = p.next(false); !ok {
+				break
 			}
 		}
-		take(it)
-	more: // what else is queued already goes in the same write, up to a queue's worth
-		for range queueDepth - 1 {
-			select {
-			case it, ok := <-p.items:
-				if !ok {
-					break more
-				}
-				take(it)
-			default:
-				break more
+		// Checkpoints queued right after, with no message between, supersede it.
+		for cp != nil {
+			nx, ok := p.next(false)
+			if !ok {
+				break
 			}
+			if nx.cp == nil || len(nx.msgs) > 0 {
+				p.look = &nx
+				break
+			}
+			cp = nx.cp
 		}
 		if len(msgs) > 0 {
 			start := time.Now()
@@ -88,7 +102,26 @@ func (p *publisher) run(ctx context.Context) error {
 			p.saved(*cp)
 		}
 	}
-	return nil
+}
+
+// next returns the next item: the one looked at last time, else one from
+// the queue, waiting for it only if block.
+func (p *publisher) next(block bool) (item, bool) {
+	if p.look != nil {
+		it := *p.look
+		p.look = nil
+		return it, true
+	}
+	if block {
+		it, ok := <-p.items
+		return it, ok
+	}
+	select {
+	case it, ok := <-p.items:
+		return it, ok
+	default:
+		return item{}, false
+	}
 }
 
 // send queues an item; it fails once the publisher has failed.
