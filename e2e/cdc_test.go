@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -159,4 +160,69 @@ func TestKillProducerUnderWrites(t *testing.T) {
 		t.Errorf("%d duplicate messages after 3 kills, want at most %d", dups, 3*13)
 	}
 	t.Logf("%d row changes committed, %d messages, %d duplicates", want, messages, dups)
+}
+
+// checkCDC waits until topic shop.<table> holds, for every shard, one
+// creation per row of the table on that shard, repeats of a source
+// position counted once, and fails the test if it does not within timeout.
+func (s *stack) checkCDC(table string, timeout time.Duration) {
+	s.t.Helper()
+	want := map[int]int{}
+	for i := range s.shards {
+		n, err := strconv.Atoi(s.scalar(i, "SELECT COUNT(*) FROM `"+table+"`"))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		want[i] = n
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics("shop."+table),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	type pos struct {
+		shard    int
+		file     string
+		pos, row float64
+	}
+	seen := map[pos]bool{}
+	got := map[int]int{}
+	deadline := time.Now().Add(timeout)
+	for {
+		done := true
+		for i, n := range want {
+			if got[i] != n {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("shop.%s has creations per shard %v, the shards have rows %v", table, got, want)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			var v struct {
+				Op     string `json:"op"`
+				Source struct {
+					Shard int     `json:"shard"`
+					File  string  `json:"file"`
+					Pos   float64 `json:"pos"`
+					Row   float64 `json:"row"`
+				} `json:"source"`
+			}
+			if err := json.Unmarshal(r.Value, &v); err != nil {
+				s.t.Fatalf("message %s: %v", r.Value, err)
+			}
+			k := pos{v.Source.Shard, v.Source.File, v.Source.Pos, v.Source.Row}
+			if (v.Op == "c" || v.Op == "r") && !seen[k] {
+				seen[k] = true
+				got[v.Source.Shard]++
+			}
+		})
+	}
 }

@@ -45,14 +45,15 @@ func TestMain(m *testing.M) {
 
 // stack is the file pipeline running for one test.
 type stack struct {
-	t      testing.TB
-	layout localstack.Layout
-	dbs    *localstack.Databases
-	procs  map[string]*localstack.Process
-	api    *pipeline.Client
-	spool  spool.Dir
-	logs   string
-	shards []*sql.DB
+	t       testing.TB
+	brokers []string // the embedded broker's, when the stack runs cdc-producers
+	layout  localstack.Layout
+	dbs     *localstack.Databases
+	procs   map[string]*localstack.Process
+	api     *pipeline.Client
+	spool   spool.Dir
+	logs    string
+	shards  []*sql.DB
 }
 
 func freePort(t testing.TB) int {
@@ -64,9 +65,10 @@ func freePort(t testing.TB) int {
 	return p
 }
 
-// startStack starts the databases and the components named in run (all
-// but ingest when run is nil), configured by env (KEY=value, given to every
-// component; each reads the keys it knows).
+// startStack starts the databases and the file pipeline's components, plus
+// ingest if run names it, and the embedded broker and the cdc-producers if
+// run names "cdc"; env (KEY=value) goes to every component, each reading
+// the keys it knows.
 func startStack(t testing.TB, shards int, run []string, env ...string) *stack {
 	t.Helper()
 	root, err := os.MkdirTemp("", "shopledger-e2e-")
@@ -92,8 +94,17 @@ func startStack(t testing.TB, shards int, run []string, env ...string) *stack {
 	}
 	pipelinePort := freePort(t)
 	base := append([]string{"WORKER_POLL_INTERVAL=100ms", "SPLITTER_POLL_INTERVAL=100ms", "LOGGING_LEVEL=info"}, env...)
-	procs := localstack.Components(l, binDir, &localstack.PrefixWriter{W: logFile},
-		localstack.Endpoints{PipelinePort: pipelinePort, IngestPort: freePort(t)}, nil)
+	ep := localstack.Endpoints{PipelinePort: pipelinePort, IngestPort: freePort(t)}
+	if contains(run, "cdc") {
+		broker, err := localstack.StartBroker(ctx, 0, "", localstack.CDCTopics()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(broker.Close)
+		s.brokers = broker.Addrs()
+		ep.Brokers = strings.Join(s.brokers, ",")
+	}
+	procs := localstack.Components(l, binDir, &localstack.PrefixWriter{W: logFile}, ep, nil)
 	s.api = pipeline.NewClient(pipeline.ClientConfig{URL: fmt.Sprintf("http://127.0.0.1:%d/api/v1/pipeline", pipelinePort)})
 	t.Cleanup(func() {
 		for i := len(procs) - 1; i >= 0; i-- {

@@ -12,10 +12,12 @@ import (
 	"github.com/shopledger/shopledger/internal/pipeline"
 )
 
-// The components of `make run`, ingest included, under generated load for a
-// while (SHOPLEDGER_LOAD_DURATION, default 2m; 20s with -short), with the
-// splitter and a worker killed once along the way: after the queues drain,
-// the audit is clean and every file the generator wrote went through.
+// The components of `make run` (ingest, cdc-producers and broker included)
+// under generated load for a while (SHOPLEDGER_LOAD_DURATION, default 2m;
+// 20s with -short), with the splitter, a worker and a cdc-producer killed
+// once along the way: after the queues drain, the audit is clean, every file
+// the generator wrote went through, and every account transaction of every
+// shard is in Kafka exactly once (repeats of a source position dropped).
 func TestGeneratedLoad(t *testing.T) {
 	d := 2 * time.Minute
 	if testing.Short() {
@@ -27,10 +29,11 @@ func TestGeneratedLoad(t *testing.T) {
 			t.Fatalf("SHOPLEDGER_LOAD_DURATION: %v", err)
 		}
 	}
-	s := startStack(t, 2, []string{"ingest"}, "EVENTS_EVENTS_PER_BATCH=400", "EVENTS_GENERATION_INTERVAL=1s",
+	s := startStack(t, 2, []string{"ingest", "cdc"}, "EVENTS_EVENTS_PER_BATCH=400", "EVENTS_GENERATION_INTERVAL=1s",
 		"GENERATOR_SEED=7", "SPLITTER_RETURN_HOLD=10s")
 	time.Sleep(d / 3)
 	s.procs["shard-splitter"].Kill()
+	s.procs["cdc-producer-0"].Kill()
 	time.Sleep(d / 3)
 	s.procs["shard-worker-1"].Kill()
 	time.Sleep(d / 3)
@@ -55,6 +58,7 @@ func TestGeneratedLoad(t *testing.T) {
 		t.Errorf("summary = %+v, want every row mysql-sender done", sum)
 	}
 	t.Logf("%d files, %d lines: %v", rep.Files, rep.Lines, rep.Outcomes)
+	s.checkCDC("account_transaction", 2*time.Minute)
 	for _, outcome := range []string{"applied", "rejected", "duplicate"} {
 		if rep.Outcomes[outcome] == 0 {
 			t.Errorf("no line was %s: the generated data do not exercise that rule", outcome)
