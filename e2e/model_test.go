@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/shopledger/shopledger/internal/event"
@@ -315,5 +314,3 @@ func splitLines(lines [][]byte) []string {
 	}
 	return out
 }
-
-var _ = json.Marshal
