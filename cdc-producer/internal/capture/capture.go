@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 )
@@ -207,9 +208,14 @@ func (c *Capture) runOnce(ctx context.Context) error {
 // mode is not when_needed.
 var ErrBinlogPurged = errors.New("binlog purged")
 
+// dsn is the shard's data source name. Times stay text (no parseTime):
+// the snapshot converts raw column bytes as the binlog path does.
 func dsn(c Config) string {
-	return fmt.Sprintf("%s:%s@tcp(%s)/%s?parseTime=false&loc=UTC&time_zone=%%27%%2B00%%3A00%%27&interpolateParams=true",
-		c.User, c.Password, c.Addr, c.Database)
+	m := gomysql.NewConfig()
+	m.Net, m.Addr, m.User, m.Passwd, m.DBName = "tcp", c.Addr, c.User, c.Password, c.Database
+	m.Loc, m.InterpolateParams, m.Timeout = time.UTC, true, 5*time.Second
+	m.Params = map[string]string{"time_zone": "'+00:00'"}
+	return m.FormatDSN()
 }
 
 // stream reads the binlog from cp and publishes until an error or ctx end.

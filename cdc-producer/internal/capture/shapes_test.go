@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -110,5 +111,12 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 		if got := appendValue(nil, v); string(got) != string(want) {
 			t.Errorf("appendValue(%v) = %s, want %s", v, got, want)
 		}
+	}
+}
+
+func TestDSNEscapesThePassword(t *testing.T) {
+	cfg, err := gomysql.ParseDSN(dsn(Config{Addr: "db:3306", User: "cdc", Password: "p@ss/w:rd?", Database: "shop"}))
+	if err != nil || cfg.Passwd != "p@ss/w:rd?" || cfg.Addr != "db:3306" || cfg.DBName != "shop" || cfg.ParseTime {
+		t.Errorf("dsn round trip = %+v, %v", cfg, err)
 	}
 }
