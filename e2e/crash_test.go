@@ -40,6 +40,10 @@ func TestKillWorkerMidFile(t *testing.T) {
 	t.Logf("killed shard-worker-0 with %d of the big file's lines recorded on shard 0", before)
 	s.procs["shard-worker-1"].Kill()
 	s.waitFinished(5 * time.Minute)
+	after, _ := strconv.Atoi(s.scalar(0, "SELECT COUNT(*) FROM events WHERE source_file = ?", files[1]))
+	if before >= after {
+		t.Fatalf("the kill came after shard 0 had recorded all %d lines of the big file: nothing was interrupted", after)
+	}
 
 	s.audit()
 	if diffs := m.compare(s); len(diffs) > 0 {

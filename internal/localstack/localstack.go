@@ -256,13 +256,6 @@ func (p *Process) Pid() int {
 	return p.cmd.Process.Pid
 }
 
-// Exited is closed when the current run of the process ends.
-func (p *Process) Exited() <-chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.exited
-}
-
 // WaitHTTP polls url until it answers 200 or ctx ends.
 func WaitHTTP(ctx context.Context, url string) error {
 	var last error = errors.New("no answer yet")

@@ -1,8 +1,6 @@
 // Package shard routes shops to MySQL shards: shop i lives on shard i % N.
 package shard
 
-import "fmt"
-
 // For returns the shard that owns shopID among n shards.
 func For(shopID int64, n int) int {
 	s := shopID % int64(n)
@@ -19,12 +17,4 @@ func All(n int) []int {
 		out[i] = i
 	}
 	return out
-}
-
-// Validate checks that a shard number is within 0..n-1.
-func Validate(s, n int) error {
-	if s < 0 || s >= n {
-		return fmt.Errorf("shard %d out of range 0..%d", s, n-1)
-	}
-	return nil
 }

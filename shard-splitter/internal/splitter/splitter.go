@@ -9,6 +9,7 @@
 package splitter
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -17,7 +18,6 @@ import (
 	"log/slog"
 	"os"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +26,7 @@ import (
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/shard"
 	"github.com/shopledger/shopledger/internal/spool"
+	"github.com/shopledger/shopledger/internal/sqldb"
 	"github.com/shopledger/shopledger/internal/stage"
 )
 
@@ -368,9 +369,10 @@ func (s *Splitter) read(file string) ([]line, error) {
 	path := s.cfg.Spool.EventsFile(file)
 	var lines []line
 	err := spool.ReadLines(path, func(n int, raw []byte) error {
-		raw = []byte(strings.TrimRight(string(raw), "\r"))
+		// The scanner reuses its buffer: keep a copy.
+		raw = bytes.Clone(bytes.TrimRight(raw, "\r"))
 		l := line{n: n, raw: raw}
-		if len(strings.TrimSpace(string(raw))) == 0 {
+		if len(bytes.TrimSpace(raw)) == 0 {
 			l.reason = "empty line"
 		} else if h, err := event.ParseHead(raw); err != nil {
 			l.reason = err.Error()
@@ -457,26 +459,16 @@ func (s *Splitter) heldReturns(ctx context.Context, file string) ([]held, error)
 // routes returns the shop of every known order among ids.
 func (s *Splitter) routes(ctx context.Context, ids []int64) (map[int64]int64, error) {
 	out := map[int64]int64{}
-	for start := 0; start < len(ids); start += 1000 {
-		chunk := ids[start:min(start+1000, len(ids))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
+	err := sqldb.QueryIn(ctx, s.db, "SELECT order_id, shop_id FROM order_route WHERE order_id IN (%s)", ids, func(r *sql.Rows) error {
+		var id, shop int64
+		if err := r.Scan(&id, &shop); err != nil {
+			return err
 		}
-		rows, err := s.db.QueryContext(ctx, "SELECT order_id, shop_id FROM order_route WHERE order_id IN ("+
-			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+")", args...)
-		if err != nil {
-			return nil, fmt.Errorf("read order routes: %w", err)
-		}
-		for rows.Next() {
-			var id, shop int64
-			if err := rows.Scan(&id, &shop); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[id] = shop
-		}
-		rows.Close()
+		out[id] = shop
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read order routes: %w", err)
 	}
 	return out, nil
 }
@@ -494,16 +486,12 @@ func (s *Splitter) record(ctx context.Context, file string, orders map[int64]int
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for start := 0; start < len(ids); start += 1000 {
-		chunk := ids[start:min(start+1000, len(ids))]
-		args := make([]any, 0, 3*len(chunk))
-		for _, id := range chunk {
-			args = append(args, id, orders[id], file)
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO order_route (order_id, shop_id, filename) VALUES "+
-			strings.TrimSuffix(strings.Repeat("(?,?,?),", len(chunk)), ","), args...); err != nil {
-			return fmt.Errorf("record order routes: %w", err)
-		}
+	routes := sqldb.Bulk{Head: "INSERT IGNORE INTO order_route (order_id, shop_id, filename) VALUES ", Cols: 3}
+	for _, id := range ids {
+		routes.Add(id, orders[id], file)
+	}
+	if err := routes.Exec(ctx, tx); err != nil {
+		return fmt.Errorf("record order routes: %w", err)
 	}
 	until := now.Add(s.cfg.ReturnHold)
 	for _, h := range newHeld {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/shopledger/shopledger/internal/event"
 	"github.com/shopledger/shopledger/internal/money"
+	"github.com/shopledger/shopledger/internal/sqldb"
 )
 
 // Statuses of an events row.
@@ -124,8 +125,8 @@ type batch struct {
 	goods   map[int64]money.Cents
 	rows    []eventRow
 	settled []eventRow // returns held by earlier batches, now settled
-	txs     bulk
-	returns bulk
+	txs     sqldb.Bulk
+	returns sqldb.Bulk
 	stats   Stats
 }
 
@@ -162,8 +163,8 @@ func (l *Ledger) Apply(ctx context.Context, evs []event.Prepared, p Progress) (S
 		seen:  map[string]bool{},
 		users: map[int64]*userRow{}, stock: map[stockKey]*stockRow{}, shops: map[int64]*shopRow{},
 		orders: map[int64]*orderRow{}, pending: map[int64][]pendingRef{}, goods: map[int64]money.Cents{},
-		txs:     bulk{head: "INSERT INTO account_transaction (user_id, amount, type, reason, idempotency_key) VALUES ", cols: 5},
-		returns: bulk{head: "INSERT INTO order_return (order_id, qty, amount, event_key) VALUES ", cols: 4},
+		txs:     sqldb.Bulk{Head: "INSERT INTO account_transaction (user_id, amount, type, reason, idempotency_key) VALUES ", Cols: 5},
+		returns: sqldb.Bulk{Head: "INSERT INTO order_return (order_id, qty, amount, event_key) VALUES ", Cols: 4},
 	}
 	if err := b.load(ctx, tx, evs); err != nil {
 		return Stats{}, fmt.Errorf("load state: %w", err)
@@ -202,7 +203,7 @@ func (b *batch) load(ctx context.Context, tx *sql.Tx, evs []event.Prepared) erro
 			orderIDs.add(e.OrderID)
 		}
 	}
-	err := queryIn(ctx, tx, "SELECT event_key FROM events WHERE event_key IN (%s) AND status <> 'duplicate'", keys.list(), func(r *sql.Rows) error {
+	err := sqldb.QueryIn(ctx, tx, "SELECT event_key FROM events WHERE event_key IN (%s) AND status <> 'duplicate'", keys.list(), func(r *sql.Rows) error {
 		var k string
 		if err := r.Scan(&k); err != nil {
 			return err
@@ -213,7 +214,7 @@ func (b *batch) load(ctx context.Context, tx *sql.Tx, evs []event.Prepared) erro
 	if err != nil {
 		return err
 	}
-	err = queryIn(ctx, tx, `SELECT order_id, user_id, good_id, shop_id, qty, price_at_order, returned_qty, refunded
+	err = sqldb.QueryIn(ctx, tx, `SELECT order_id, user_id, good_id, shop_id, qty, price_at_order, returned_qty, refunded
 		FROM purchase_history WHERE order_id IN (%s)`, orderIDs.list(), func(r *sql.Rows) error {
 		var id int64
 		o := &orderRow{exists: true}
@@ -226,7 +227,7 @@ func (b *batch) load(ctx context.Context, tx *sql.Tx, evs []event.Prepared) erro
 	if err != nil {
 		return err
 	}
-	err = queryIn(ctx, tx, `SELECT detail FROM pending_return WHERE order_id IN (%s)
+	err = sqldb.QueryIn(ctx, tx, `SELECT detail FROM pending_return WHERE order_id IN (%s)
 		ORDER BY pending_until, source_file, source_line`, purchaseOrders.list(), func(r *sql.Rows) error {
 		ref := pendingRef{stored: true}
 		var detail []byte
@@ -271,7 +272,7 @@ func (b *batch) load(ctx context.Context, tx *sql.Tx, evs []event.Prepared) erro
 			addEvent(ref.ev)
 		}
 	}
-	err = queryIn(ctx, tx, "SELECT id, balance FROM user WHERE id IN (%s)", userIDs.list(), func(r *sql.Rows) error {
+	err = sqldb.QueryIn(ctx, tx, "SELECT id, balance FROM user WHERE id IN (%s)", userIDs.list(), func(r *sql.Rows) error {
 		var id int64
 		u := &userRow{exists: true}
 		if err := r.Scan(&id, &u.balance); err != nil {
@@ -283,7 +284,7 @@ func (b *batch) load(ctx context.Context, tx *sql.Tx, evs []event.Prepared) erro
 	if err != nil {
 		return err
 	}
-	err = queryIn(ctx, tx, "SELECT shop_id, active FROM shop_state WHERE shop_id IN (%s)", shopIDs.list(), func(r *sql.Rows) error {
+	err = sqldb.QueryIn(ctx, tx, "SELECT shop_id, active FROM shop_state WHERE shop_id IN (%s)", shopIDs.list(), func(r *sql.Rows) error {
 		var id int64
 		s := &shopRow{}
 		if err := r.Scan(&id, &s.active); err != nil {
@@ -300,7 +301,7 @@ func (b *batch) load(ctx context.Context, tx *sql.Tx, evs []event.Prepared) erro
 	for k := range stockKeys {
 		shopsOfStock.add(k.shop)
 	}
-	return queryIn(ctx, tx, "SELECT id, good_id, count, price FROM shop WHERE id IN (%s)", shopsOfStock.list(), func(r *sql.Rows) error {
+	return sqldb.QueryIn(ctx, tx, "SELECT id, good_id, count, price FROM shop WHERE id IN (%s)", shopsOfStock.list(), func(r *sql.Rows) error {
 		var k stockKey
 		s := &stockRow{exists: true}
 		if err := r.Scan(&k.shop, &k.good, &s.count, &s.price); err != nil {
@@ -414,7 +415,7 @@ func (b *batch) user(id int64) *userRow {
 	b.users[id] = u
 	if ib := b.l.cfg.InitialBalance; ib > 0 {
 		u.balance = ib
-		b.txs.add(id, ib.String(), "credit", "initial_balance", "initial:"+strconv.FormatInt(id, 10))
+		b.txs.Add(id, ib.String(), "credit", "initial_balance", "initial:"+strconv.FormatInt(id, 10))
 	}
 	return u
 }
@@ -476,7 +477,7 @@ func (b *batch) purchase(e event.Prepared) string {
 	u.balance -= amount
 	u.dirty = true
 	if amount > 0 {
-		b.txs.add(e.UserID, amount.String(), "debit", "purchase", "purchase:"+strconv.FormatInt(e.OrderID, 10))
+		b.txs.Add(e.UserID, amount.String(), "debit", "purchase", "purchase:"+strconv.FormatInt(e.OrderID, 10))
 	}
 	b.orders[e.OrderID] = &orderRow{userID: e.UserID, goodID: e.GoodID, shopID: e.ShopID, qty: e.Qty, price: price, dirty: true}
 	return ""
@@ -514,9 +515,9 @@ func (b *batch) refund(e event.Prepared) string {
 	o.refunded += amount
 	o.dirty = true
 	if amount > 0 {
-		b.txs.add(e.UserID, amount.String(), "credit", "refund", "refund:"+e.Key)
+		b.txs.Add(e.UserID, amount.String(), "credit", "refund", "refund:"+e.Key)
 	}
-	b.returns.add(e.OrderID, e.Qty, amount.String(), e.Key)
+	b.returns.Add(e.OrderID, e.Qty, amount.String(), e.Key)
 	return ""
 }
 
@@ -549,40 +550,40 @@ func (b *batch) settlePending(orderID int64, purchaseRejection string) {
 // write stores the batch's results.
 func (b *batch) write(ctx context.Context, tx *sql.Tx) error {
 	if len(b.goods) > 0 {
-		g := bulk{head: "INSERT IGNORE INTO good (id, name, price) VALUES ", cols: 3}
+		g := sqldb.Bulk{Head: "INSERT IGNORE INTO good (id, name, price) VALUES ", Cols: 3}
 		for _, id := range sortedKeys(b.goods) {
-			g.add(id, "good-"+strconv.FormatInt(id, 10), b.goods[id].String())
+			g.Add(id, "good-"+strconv.FormatInt(id, 10), b.goods[id].String())
 		}
-		if err := g.exec(ctx, tx); err != nil {
+		if err := g.Exec(ctx, tx); err != nil {
 			return fmt.Errorf("goods: %w", err)
 		}
 	}
-	users := bulk{head: "INSERT INTO user (id, name, balance) VALUES ", tail: " ON DUPLICATE KEY UPDATE balance = VALUES(balance)", cols: 3}
+	users := sqldb.Bulk{Head: "INSERT INTO user (id, name, balance) VALUES ", Tail: " ON DUPLICATE KEY UPDATE balance = VALUES(balance)", Cols: 3}
 	for _, id := range sortedKeys(b.users) {
 		if u := b.users[id]; u.dirty {
-			users.add(id, "user-"+strconv.FormatInt(id, 10), u.balance.String())
+			users.Add(id, "user-"+strconv.FormatInt(id, 10), u.balance.String())
 		}
 	}
-	if err := users.exec(ctx, tx); err != nil {
+	if err := users.Exec(ctx, tx); err != nil {
 		return fmt.Errorf("users: %w", err)
 	}
-	if err := b.txs.exec(ctx, tx); err != nil {
+	if err := b.txs.Exec(ctx, tx); err != nil {
 		return fmt.Errorf("account transactions: %w", err)
 	}
-	states := bulk{head: "INSERT INTO shop_state (shop_id, active) VALUES ", tail: " ON DUPLICATE KEY UPDATE active = VALUES(active)", cols: 2}
+	states := sqldb.Bulk{Head: "INSERT INTO shop_state (shop_id, active) VALUES ", Tail: " ON DUPLICATE KEY UPDATE active = VALUES(active)", Cols: 2}
 	for _, id := range sortedKeys(b.shops) {
 		if s := b.shops[id]; s.changed {
-			states.add(id, s.active)
+			states.Add(id, s.active)
 			if _, err := tx.ExecContext(ctx, "UPDATE shop SET active = ? WHERE id = ?", s.active, id); err != nil {
 				return fmt.Errorf("shop %d active: %w", id, err)
 			}
 		}
 	}
-	if err := states.exec(ctx, tx); err != nil {
+	if err := states.Exec(ctx, tx); err != nil {
 		return fmt.Errorf("shop states: %w", err)
 	}
-	stock := bulk{head: "INSERT INTO shop (id, good_id, count, price, active) VALUES ",
-		tail: " ON DUPLICATE KEY UPDATE count = VALUES(count), price = VALUES(price)", cols: 5}
+	stock := sqldb.Bulk{Head: "INSERT INTO shop (id, good_id, count, price, active) VALUES ",
+		Tail: " ON DUPLICATE KEY UPDATE count = VALUES(count), price = VALUES(price)", Cols: 5}
 	keys := make([]stockKey, 0, len(b.stock))
 	for k, s := range b.stock {
 		if s.dirty {
@@ -594,50 +595,50 @@ func (b *batch) write(ctx context.Context, tx *sql.Tx) error {
 	})
 	for _, k := range keys {
 		s := b.stock[k]
-		stock.add(k.shop, k.good, s.count, s.price.String(), b.shopState(k.shop).active)
+		stock.Add(k.shop, k.good, s.count, s.price.String(), b.shopState(k.shop).active)
 	}
-	if err := stock.exec(ctx, tx); err != nil {
+	if err := stock.Exec(ctx, tx); err != nil {
 		return fmt.Errorf("stock: %w", err)
 	}
-	orders := bulk{head: "INSERT INTO purchase_history (order_id, user_id, good_id, shop_id, qty, price_at_order, returned_qty, refunded) VALUES ",
-		tail: " ON DUPLICATE KEY UPDATE returned_qty = VALUES(returned_qty), refunded = VALUES(refunded)", cols: 8}
+	orders := sqldb.Bulk{Head: "INSERT INTO purchase_history (order_id, user_id, good_id, shop_id, qty, price_at_order, returned_qty, refunded) VALUES ",
+		Tail: " ON DUPLICATE KEY UPDATE returned_qty = VALUES(returned_qty), refunded = VALUES(refunded)", Cols: 8}
 	for _, id := range sortedKeys(b.orders) {
 		if o := b.orders[id]; o.dirty {
-			orders.add(id, o.userID, o.goodID, o.shopID, o.qty, o.price.String(), o.returned, o.refunded.String())
+			orders.Add(id, o.userID, o.goodID, o.shopID, o.qty, o.price.String(), o.returned, o.refunded.String())
 		}
 	}
-	if err := orders.exec(ctx, tx); err != nil {
+	if err := orders.Exec(ctx, tx); err != nil {
 		return fmt.Errorf("purchases: %w", err)
 	}
-	if err := b.returns.exec(ctx, tx); err != nil {
+	if err := b.returns.Exec(ctx, tx); err != nil {
 		return fmt.Errorf("returns: %w", err)
 	}
-	events := bulk{head: `INSERT INTO events (event_key, event_type, shop_id, user_id, order_id, good_id, timestamp, shard,
-		status, reason, source_file, source_line) VALUES `, cols: 12}
-	pending := bulk{head: "INSERT INTO pending_return (source_file, source_line, order_id, shop_id, pending_until, detail) VALUES ", cols: 6}
+	events := sqldb.Bulk{Head: `INSERT INTO events (event_key, event_type, shop_id, user_id, order_id, good_id, timestamp, shard,
+		status, reason, source_file, source_line) VALUES `, Cols: 12}
+	pending := sqldb.Bulk{Head: "INSERT INTO pending_return (source_file, source_line, order_id, shop_id, pending_until, detail) VALUES ", Cols: 6}
 	for _, r := range b.rows {
 		e := r.ev
 		var ts any
 		if r.status == StatusPending {
 			d, _ := json.Marshal(e)
-			pending.add(e.Src.File, e.Src.Line, e.OrderID, e.ShopID, r.pending, string(d))
+			pending.Add(e.Src.File, e.Src.Line, e.OrderID, e.ShopID, r.pending, string(d))
 		}
 		if !e.TS.IsZero() {
 			ts = e.TS
 		}
 		valid := e.Reject == ""
 		byOrder := e.Type == event.Purchase || e.Type == event.Return
-		events.add(e.Key, int(e.Type),
+		events.Add(e.Key, int(e.Type),
 			nullID(e.ShopID, valid && !e.Orphan || e.ShopID != 0),
 			nullID(e.UserID, valid && byOrder || e.UserID != 0),
 			nullID(e.OrderID, valid && byOrder || e.OrderID != 0),
 			nullID(e.GoodID, valid && e.Type != event.ShopStatus || e.GoodID != 0),
 			ts, b.l.cfg.Shard, r.status, nullString(truncate(r.reason, 255)), e.Src.File, e.Src.Line)
 	}
-	if err := events.exec(ctx, tx); err != nil {
+	if err := events.Exec(ctx, tx); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
-	if err := pending.exec(ctx, tx); err != nil {
+	if err := pending.Exec(ctx, tx); err != nil {
 		return fmt.Errorf("pending returns: %w", err)
 	}
 	for _, u := range b.settled {
