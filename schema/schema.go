@@ -16,7 +16,7 @@ import (
 	"github.com/shopledger/shopledger/internal/sqldb"
 )
 
-//go:embed shard/*.sql pipeline/*.sql splitter/*.sql
+//go:embed shard/*.sql pipeline/*.sql splitter/*.sql balance/*.sql cache/*.sql
 var files embed.FS
 
 // Set names one database's migrations: the folder they live in.
@@ -27,6 +27,8 @@ const (
 	Shard    Set = "shard"    // every shard database
 	Pipeline Set = "pipeline" // pipeline_db
 	Splitter Set = "splitter" // splitter_db
+	Balance  Set = "balance"  // balance_db
+	Cache    Set = "cache"    // cache_db
 )
 
 // Migrate applies every pending migration of set to db, which must have been

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -145,4 +146,29 @@ func Serve(ctx context.Context, cfg ServerConfig, h http.Handler, log *slog.Logg
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// PathID reads the path variable name as an id: a decimal integer from 0
+// to 2^63-1. The error is fit to be shown to the client.
+func PathID(r *http.Request, name string) (int64, error) {
+	s := mux.Vars(r)[name]
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id < 0 {
+		return 0, fmt.Errorf("%s must be an integer from 0 to %d, got %q", name, int64(math.MaxInt64), s)
+	}
+	return id, nil
+}
+
+// QueryInt reads query parameter name as an integer in [lo, hi], def when
+// absent. The error is fit to be shown to the client.
+func QueryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < lo || v > hi {
+		return 0, fmt.Errorf("%s must be an integer from %d to %d, got %q", name, lo, hi, s)
+	}
+	return v, nil
 }

@@ -84,3 +84,18 @@ func QueryIn[T any](ctx context.Context, db Querier, query string, ids []T, scan
 	}
 	return nil
 }
+
+// Each runs query and calls scan for every row.
+func Each(ctx context.Context, db Querier, query string, scan func(*sql.Rows) error, args ...any) error {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -6,6 +6,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -76,4 +77,12 @@ func Wait(ctx context.Context, db *sql.DB) error {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// Conflict reports errors after which a transaction may simply be run
+// again: a duplicate key (a concurrent transaction inserted the same row
+// first), a deadlock, a lock wait timeout.
+func Conflict(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1062 || me.Number == 1213 || me.Number == 1205)
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/shopledger/shopledger/internal/cdc"
 )
 
 // Envelope is a Debezium change event value without schema.
@@ -24,34 +26,18 @@ type Envelope struct {
 	TsMs   int64          `json:"ts_ms"`
 }
 
-// Source is the envelope's source block: Debezium's MySQL fields plus the
-// shard. (file, pos, row) identifies a row change uniquely and in order, so
-// a consumer can drop the duplicates that at-least-once delivery allows.
-type Source struct {
-	Version   string `json:"version"`
-	Connector string `json:"connector"`
-	Name      string `json:"name"`
-	TsMs      int64  `json:"ts_ms"`
-	Snapshot  string `json:"snapshot"`
-	DB        string `json:"db"`
-	Table     string `json:"table"`
-	ServerID  uint32 `json:"server_id"`
-	GTID      string `json:"gtid,omitempty"`
-	File      string `json:"file"`
-	Pos       uint32 `json:"pos"`
-	Row       int    `json:"row"`
-	Shard     int    `json:"shard"`
-}
+// Source is the envelope's source block, shared with the consumers.
+type Source = cdc.Source
 
 // Version is the producer's version in source.version.
 const Version = "shopledger-cdc-1"
 
 // Operations.
 const (
-	OpCreate = "c"
-	OpUpdate = "u"
-	OpDelete = "d"
-	OpRead   = "r"
+	OpCreate = cdc.OpCreate
+	OpUpdate = cdc.OpUpdate
+	OpDelete = cdc.OpDelete
+	OpRead   = cdc.OpRead
 )
 
 // columns describes a table map event's columns for conversion.

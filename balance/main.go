@@ -1,0 +1,49 @@
+// Command balance keeps every user's balance in balance_db from the
+// account_transaction changes of every shard, as commutative increments
+// recorded once each, and answers REST queries about them (see README).
+package main
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopledger/shopledger/balance/internal/api"
+	"github.com/shopledger/shopledger/balance/internal/store"
+	"github.com/shopledger/shopledger/internal/consume"
+	"github.com/shopledger/shopledger/internal/httpapi"
+	"github.com/shopledger/shopledger/internal/logging"
+	"github.com/shopledger/shopledger/internal/service"
+	"github.com/shopledger/shopledger/internal/shard"
+	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/schema"
+)
+
+func main() {
+	spec := service.Spec{Name: "balance", Schema: schema.Balance, Build: build}
+	os.Exit(service.Main(spec, os.Args[1:], defaults(), os.Stdout, os.Stderr))
+}
+
+func build(db *sql.DB, log *slog.Logger) service.Parts {
+	s := store.New(db, log)
+	return service.Parts{Apply: s.Apply, Reconcile: s.Reconcile,
+		Handler: func(reg *prometheus.Registry, ready func(ctx context.Context) error) http.Handler {
+			return api.NewHandler(s, log, reg, ready)
+		}}
+}
+
+func defaults() *service.Config {
+	return &service.Config{
+		Server:   httpapi.ServerConfig{Host: "127.0.0.1", Port: 8083, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute},
+		Database: sqldb.Config{Addr: "127.0.0.1:33060", User: "root", Database: "balance_db"},
+		Kafka: consume.Config{Brokers: []string{"127.0.0.1:9092"}, Group: "balance", Topics: []string{"shop.account_transaction"},
+			BatchSize: 5000, BatchWait: 20 * time.Millisecond, SessionTimeout: 10 * time.Second},
+		Shards:  shard.DefaultConns(),
+		Logging: logging.Default,
+	}
+}
