@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     := bin
 SHARDS  ?= 2
-CMDS    := ./pipelineapi ./ingest ./shard-splitter ./shard-worker ./cdc-producer ./audit ./deploy/stack
+CMDS    := ./pipelineapi ./ingest ./shard-splitter ./shard-worker ./cdc-producer ./balance ./cache ./audit ./deploy/stack
 
 .PHONY: build run migrate audit test test-short bench-pipeline vet clean
 

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../pipelineapi", "../ingest", "../shard-splitter", "../shard-worker", "../cdc-producer")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../pipelineapi", "../ingest", "../shard-splitter", "../shard-worker", "../cdc-producer", "../balance", "../cache")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
@@ -94,7 +94,7 @@ func startStack(t testing.TB, shards int, run []string, env ...string) *stack {
 	}
 	pipelinePort := freePort(t)
 	base := append([]string{"WORKER_POLL_INTERVAL=100ms", "SPLITTER_POLL_INTERVAL=100ms", "LOGGING_LEVEL=info"}, env...)
-	ep := localstack.Endpoints{PipelinePort: pipelinePort, IngestPort: freePort(t)}
+	ep := localstack.Endpoints{PipelinePort: pipelinePort, IngestPort: freePort(t), BalancePort: freePort(t), CachePort: freePort(t)}
 	if contains(run, "cdc") {
 		broker, err := localstack.StartBroker(ctx, 0, "", localstack.CDCTopics()...)
 		if err != nil {
@@ -123,6 +123,10 @@ func startStack(t testing.TB, shards int, run []string, env ...string) *stack {
 					b = b[len(b)-20000:]
 				}
 				t.Logf("component logs (tail):\n%s", b)
+			}
+			kept := filepath.Join(os.TempDir(), "shopledger-e2e-"+strings.ReplaceAll(t.Name(), "/", "_")+".log")
+			if b, err := os.ReadFile(s.logs); err == nil && os.WriteFile(kept, b, 0o644) == nil {
+				t.Logf("all component logs: %s", kept)
 			}
 		}
 		os.RemoveAll(root)

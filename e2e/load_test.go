@@ -4,20 +4,26 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/shopledger/shopledger/internal/pipeline"
 )
 
-// The components of `make run` (ingest, cdc-producers and broker included)
-// under generated load for a while (SHOPLEDGER_LOAD_DURATION, default 2m;
-// 20s with -short), with the splitter, a worker and a cdc-producer killed
-// once along the way: after the queues drain, the audit is clean, every file
-// the generator wrote went through, and every account transaction of every
-// shard is in Kafka exactly once (repeats of a source position dropped).
+// The components of `make run` (ingest, cdc-producers, balance, cache and
+// broker included) under generated load for a while
+// (SHOPLEDGER_LOAD_DURATION, default 2m; 20s with -short), with the
+// splitter, a worker, both cdc-producers, balance and cache killed (SIGKILL)
+// at random moments along the way: after the queues drain, the audit is
+// clean, every file the generator wrote went through, every account
+// transaction of every shard is in Kafka, both consumers reconcile with the
+// shards without a difference, and consuming every topic again from the
+// first offset changes nothing.
 func TestGeneratedLoad(t *testing.T) {
 	d := 2 * time.Minute
 	if testing.Short() {
@@ -31,12 +37,25 @@ func TestGeneratedLoad(t *testing.T) {
 	}
 	s := startStack(t, 2, []string{"ingest", "cdc"}, "EVENTS_EVENTS_PER_BATCH=400", "EVENTS_GENERATION_INTERVAL=1s",
 		"GENERATOR_SEED=7", "SPLITTER_RETURN_HOLD=10s")
-	time.Sleep(d / 3)
-	s.procs["shard-splitter"].Kill()
-	s.procs["cdc-producer-0"].Kill()
-	time.Sleep(d / 3)
-	s.procs["shard-worker-1"].Kill()
-	time.Sleep(d / 3)
+	// Each third of the run kills some components at a random moment in it.
+	// Kills of one consumer are at least 25 s apart: the embedded broker
+	// (kfake) keeps a group member killed while its JoinGroup waits, with
+	// its partitions, for good; real Kafka evicts it after the session
+	// timeout (10 s).
+	lastKill := map[string]time.Time{}
+	for _, names := range [][]string{{"shard-splitter", "cdc-producer-0", "balance"}, {"shard-worker-1", "cache"}, {"cdc-producer-1", "balance", "cache"}} {
+		start := time.Now()
+		time.Sleep(rand.N(d / 3))
+		for _, n := range names {
+			if wait := 25*time.Second - time.Since(lastKill[n]); wait > 0 && !lastKill[n].IsZero() {
+				time.Sleep(wait)
+			}
+			s.procs[n].Kill()
+			lastKill[n] = time.Now()
+		}
+		t.Logf("killed %v", names)
+		time.Sleep(d/3 - time.Since(start))
+	}
 	written := ingestFilesWritten(s)
 	s.procs["ingest"].Stop(10 * time.Second)
 	delete(s.procs, "ingest")
@@ -59,6 +78,23 @@ func TestGeneratedLoad(t *testing.T) {
 	}
 	t.Logf("%d files, %d lines: %v", rep.Files, rep.Lines, rep.Outcomes)
 	s.checkCDC("account_transaction", 2*time.Minute)
+	s.reconcile("balance", 2*time.Minute)
+	s.reconcile("cache", 2*time.Minute)
+	for _, path := range []string{"balance|/api/v1/balances?sort=-balance&limit=3", "cache|/api/v1/pending", "cache|/api/v1/counters"} {
+		name, p, _ := strings.Cut(path, "|")
+		resp, err := http.Get("http://127.0.0.1:" + s.env(name, "SERVER_PORT") + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d %s", p, resp.StatusCode, b)
+		}
+		t.Logf("GET %s: %s", p, tail(string(b), 300))
+	}
+	s.replayAll("balance")
+	s.replayAll("cache")
 	for _, outcome := range []string{"applied", "rejected", "duplicate"} {
 		if rep.Outcomes[outcome] == 0 {
 			t.Errorf("no line was %s: the generated data do not exercise that rule", outcome)

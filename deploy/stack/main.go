@@ -81,7 +81,7 @@ func run(ctx context.Context, cmd string, l localstack.Layout, bin string) error
 	logf("Kafka broker (embedded kfake) on %s, data in %s", strings.Join(broker.Addrs(), ","), filepath.Join(l.Root, "kafka"))
 	out := &localstack.PrefixWriter{W: os.Stdout}
 	procs := localstack.Components(l, bin, out, localstack.Endpoints{PipelinePort: 8082, IngestPort: 8080,
-		Brokers: strings.Join(broker.Addrs(), ",")}, nil)
+		Brokers: strings.Join(broker.Addrs(), ","), BalancePort: 8083, CachePort: 8084}, nil)
 	started := procs[:0:0]
 	defer func() {
 		logf("stopping %s", localstack.Names(started))
@@ -103,7 +103,7 @@ func run(ctx context.Context, cmd string, l localstack.Layout, bin string) error
 			}
 		}
 	}
-	logf("running: ingest :8080, pipelineapi :8082, Kafka :9092, %d shards; shared folder %s. Ctrl-C stops.", l.Shards, l.Shared())
+	logf("running: ingest :8080, pipelineapi :8082, balance :8083, cache :8084, Kafka :9092, %d shards; shared folder %s. Ctrl-C stops.", l.Shards, l.Shared())
 	<-ctx.Done()
 	return nil
 }

@@ -85,6 +85,9 @@ func New(cfg Config, h Handler, reg prometheus.Registerer, log *slog.Logger) *Co
 		HeartbeatInterval: cfg.SessionTimeout / 4,
 		SessionTimeout:    cfg.SessionTimeout,
 		RebalanceTimeout:  cfg.SessionTimeout,
+		Logger: kafka.LoggerFunc(func(msg string, args ...any) {
+			log.Debug("kafka: " + fmt.Sprintf(msg, args...))
+		}),
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			log.Warn("kafka: " + fmt.Sprintf(msg, args...))
 		}),

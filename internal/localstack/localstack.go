@@ -109,7 +109,7 @@ func (d *Databases) Migrate(ctx context.Context) error {
 	for _, m := range []struct {
 		db  string
 		set schema.Set
-	}{{"pipeline_db", schema.Pipeline}, {"splitter_db", schema.Splitter}} {
+	}{{"pipeline_db", schema.Pipeline}, {"splitter_db", schema.Splitter}, {"balance_db", schema.Balance}, {"cache_db", schema.Cache}} {
 		c := root
 		c.Database = m.db
 		if err := schema.Apply(ctx, c, m.set); err != nil {
@@ -154,6 +154,9 @@ type Process struct {
 
 // Start runs the process (and its supervisor when Restart is set).
 func (p *Process) Start() error {
+	p.mu.Lock()
+	p.stopped = false
+	p.mu.Unlock()
 	p.done = make(chan struct{})
 	if err := p.spawn(); err != nil {
 		return err
@@ -284,13 +287,16 @@ type Endpoints struct {
 	PipelinePort int
 	IngestPort   int
 	// Brokers is the Kafka bootstrap list (host:port,...); empty runs no
-	// cdc-producer.
+	// cdc-producer, balance or cache.
 	Brokers string
+	// BalancePort and CachePort are the consumers' REST ports.
+	BalancePort, CachePort int
 }
 
 // Components returns the product's processes for layout l, with binaries
 // from binDir: pipelineapi, shard-splitter, one shard-worker per shard, one
-// cdc-producer per shard (when there is a broker) and ingest, configured
+// cdc-producer per shard, balance and cache (when there is a broker) and
+// ingest, configured
 // through the environment plus extraEnv[name].
 func Components(l Layout, binDir string, out io.Writer, ep Endpoints, extraEnv map[string][]string) []*Process {
 	shared := l.Shared()
@@ -312,6 +318,17 @@ func Components(l Layout, binDir string, out io.Writer, ep Endpoints, extraEnv m
 		for i := range l.Shards {
 			procs = append(procs, mk(fmt.Sprintf("cdc-producer-%d", i), "cdc-producer", []string{"--shard", fmt.Sprint(i)},
 				"DATABASE_ADDR="+l.ShardAddr(i), "KAFKA_BROKERS="+ep.Brokers))
+		}
+		shards := make([]string, l.Shards)
+		for i := range shards {
+			shards[i] = l.ShardAddr(i)
+		}
+		for _, c := range []struct {
+			name string
+			port int
+		}{{"balance", ep.BalancePort}, {"cache", ep.CachePort}} {
+			procs = append(procs, mk(c.name, c.name, nil, fmt.Sprintf("SERVER_PORT=%d", c.port), "DATABASE_ADDR="+l.ControlAddr(),
+				"KAFKA_BROKERS="+ep.Brokers, fmt.Sprintf("SHARDS_COUNT=%d", l.Shards), "SHARDS_ADDRS="+strings.Join(shards, ",")))
 		}
 	}
 	procs = append(procs, mk("ingest", "ingest", nil, fmt.Sprintf("SERVER_PORT=%d", ep.IngestPort)))
