@@ -31,7 +31,7 @@ func main() {
 
 func build(db *sql.DB, log *slog.Logger) service.Parts {
 	s := store.New(db, log)
-	return service.Parts{Apply: s.Apply, Reconcile: s.Reconcile,
+	return service.Parts{Stages: s.Stages(), Reconcile: s.Reconcile,
 		Handler: func(reg *prometheus.Registry, ready func(ctx context.Context) error) http.Handler {
 			return api.NewHandler(s, log, reg, ready)
 		}}

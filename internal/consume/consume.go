@@ -53,14 +53,19 @@ type Result struct {
 	Invalid    int // changes that cannot be applied, logged and skipped
 }
 
-// Handler applies a batch in one database transaction. An error means
-// nothing of the batch was applied; the batch is retried.
-type Handler func(ctx context.Context, msgs []kafka.Message) (Result, error)
+// Stages handle batches in two steps. Prepare (decoding, say) runs ahead,
+// on the next batch while Apply writes the previous one. Apply writes a
+// prepared batch in one database transaction; an error means nothing of it
+// was applied, and it is retried.
+type Stages struct {
+	Prepare func(msgs []kafka.Message) any
+	Apply   func(ctx context.Context, prepared any) (Result, error)
+}
 
 // Consumer is one member of the group.
 type Consumer struct {
 	cfg     Config
-	handle  Handler
+	stages  Stages
 	log     *slog.Logger
 	metrics *metrics
 	reader  *kafka.Reader
@@ -70,8 +75,8 @@ type Consumer struct {
 }
 
 // New returns a consumer; Run starts it.
-func New(cfg Config, h Handler, reg prometheus.Registerer, log *slog.Logger) *Consumer {
-	c := &Consumer{cfg: cfg, handle: h, log: log, metrics: newMetrics(reg)}
+func New(cfg Config, st Stages, reg prometheus.Registerer, log *slog.Logger) *Consumer {
+	c := &Consumer{cfg: cfg, stages: st, log: log, metrics: newMetrics(reg)}
 	c.reader = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:           cfg.Brokers,
 		GroupID:           cfg.Group,
@@ -95,24 +100,43 @@ func New(cfg Config, h Handler, reg prometheus.Registerer, log *slog.Logger) *Co
 	return c
 }
 
+// batch is a fetched batch and its prepared form.
+type batch struct {
+	msgs     []kafka.Message
+	prepared any
+}
+
 // Run consumes until ctx ends. Errors of the broker or of the handler are
-// logged and retried, never skipped: a batch is committed only once its
-// handler succeeded.
+// logged and retried, never skipped: a batch is committed only once it was
+// applied. The next batch is fetched and prepared while one is applied.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.reader.Close()
-	fails := 0
-	for ctx.Err() == nil {
-		batch, err := c.fetch(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan batch, 1)
+	go func() {
+		defer close(next)
+		fails := 0
+		for ctx.Err() == nil {
+			msgs, err := c.fetch(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					c.fail("fetch", err, &fails)
+					sleep(ctx, backoff(fails))
+				}
+				continue
 			}
-			c.fail("fetch", err, &fails)
-			sleep(ctx, backoff(fails))
-			continue
+			fails = 0
+			select {
+			case next <- batch{msgs, c.stages.Prepare(msgs)}:
+			case <-ctx.Done():
+			}
 		}
+	}()
+	fails := 0
+	for b := range next {
 		start := time.Now()
-		res, err := c.apply(ctx, batch, &fails)
+		res, err := c.apply(ctx, b, &fails)
 		if err != nil {
 			break // ctx ended
 		}
@@ -121,15 +145,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.metrics.changes.WithLabelValues("duplicate").Add(float64(res.Duplicates))
 		c.metrics.changes.WithLabelValues("invalid").Add(float64(res.Invalid))
 		now := time.Now()
-		for _, m := range batch {
+		for _, m := range b.msgs {
 			c.metrics.delay.Observe(now.Sub(m.Time).Seconds())
 			c.metrics.lag.WithLabelValues(m.Topic, strconv.Itoa(m.Partition)).Set(float64(m.HighWaterMark - m.Offset - 1))
 		}
 		// A failed commit (the partition moved to another member in a
 		// rebalance, say) only means redelivery, which the handler skips.
-		if err := c.reader.CommitMessages(ctx, batch...); err != nil && ctx.Err() == nil {
+		if err := c.reader.CommitMessages(ctx, b.msgs...); err != nil && ctx.Err() == nil {
 			c.log.Warn("commit offsets failed; the batch will be redelivered and skipped as duplicates", "err", err)
 		}
+	}
+	cancel()
+	for range next { // let the fetcher end before the reader closes
 	}
 	return nil
 }
@@ -153,10 +180,10 @@ func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
 	return batch, nil
 }
 
-// apply runs the handler until it succeeds or ctx ends.
-func (c *Consumer) apply(ctx context.Context, batch []kafka.Message, fails *int) (Result, error) {
+// apply runs Apply until it succeeds or ctx ends.
+func (c *Consumer) apply(ctx context.Context, b batch, fails *int) (Result, error) {
 	for {
-		res, err := c.handle(ctx, batch)
+		res, err := c.stages.Apply(ctx, b.prepared)
 		if err == nil {
 			c.setErr(nil)
 			*fails = 0
@@ -166,8 +193,8 @@ func (c *Consumer) apply(ctx context.Context, batch []kafka.Message, fails *int)
 			return res, ctx.Err()
 		}
 		c.metrics.retries.Inc()
-		first := batch[0]
-		c.fail(fmt.Sprintf("apply batch of %d from %s[%d]@%d", len(batch), first.Topic, first.Partition, first.Offset), err, fails)
+		first := b.msgs[0]
+		c.fail(fmt.Sprintf("apply batch of %d from %s[%d]@%d", len(b.msgs), first.Topic, first.Partition, first.Offset), err, fails)
 		sleep(ctx, backoff(*fails))
 	}
 }

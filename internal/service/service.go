@@ -56,7 +56,7 @@ func (c *Config) Validate() error {
 
 // Parts are what a consumer brings over its migrated database.
 type Parts struct {
-	Apply     consume.Handler
+	Stages    consume.Stages
 	Reconcile func(ctx context.Context, shards []*sql.DB) ([]string, error)
 	Handler   func(reg *prometheus.Registry, ready func(context.Context) error) http.Handler
 }
@@ -148,7 +148,7 @@ func serve(ctx context.Context, spec Spec, cfg *Config, log *slog.Logger) error 
 	defer db.Close()
 	parts := spec.Build(db, log)
 	reg := httpapi.NewRegistry()
-	c := consume.New(cfg.Kafka, parts.Apply, reg, log)
+	c := consume.New(cfg.Kafka, parts.Stages, reg, log)
 	ready := func(ctx context.Context) error {
 		if err := db.PingContext(ctx); err != nil {
 			return fmt.Errorf("database: %w", err)

@@ -12,9 +12,7 @@ CREATE TABLE balance (
   -- The Kafka partition the user's changes arrive on (the topic is keyed by
   -- user_id), to tell how fresh the user's balance is.
   kafka_partition INT           NOT NULL,
-  updated_at      DATETIME(3)   NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
-  KEY balance_by_balance (balance),
-  KEY balance_by_tx_count (tx_count)
+  updated_at      DATETIME(3)   NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)
 );
 
 -- The same per (user, shard).

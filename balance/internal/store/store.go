@@ -88,35 +88,49 @@ type txKey struct {
 	id    int64
 }
 
-// Apply adds a batch of change events in one transaction. Changes already
-// applied (by an earlier delivery or by another consumer of the group) are
-// skipped; changes that cannot be applied are logged and counted invalid.
-func (s *Store) Apply(ctx context.Context, msgs []kafka.Message) (consume.Result, error) {
-	var res consume.Result
-	changes := make([]change, 0, len(msgs))
+// prepared is a decoded batch: the changes to apply, without the
+// duplicates within the batch, and the count of what was skipped.
+type prepared struct {
+	changes []change
+	skipped consume.Result
+}
+
+// Prepare decodes a batch; it runs ahead of the previous batch's apply.
+// Changes that cannot be applied are logged and counted invalid.
+func (s *Store) Prepare(msgs []kafka.Message) any {
+	p := &prepared{changes: make([]change, 0, len(msgs))}
 	seen := make(map[txKey]bool, len(msgs))
 	for _, m := range msgs {
 		c, err := decode(m)
 		if err != nil {
-			res.Invalid++
+			p.skipped.Invalid++
 			s.log.Error("invalid change skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
 			continue
 		}
 		if k := (txKey{c.shard, c.id}); seen[k] {
-			res.Duplicates++
+			p.skipped.Duplicates++
 		} else {
 			seen[k] = true
-			changes = append(changes, c)
+			p.changes = append(p.changes, c)
 		}
 	}
-	if len(changes) == 0 {
+	return p
+}
+
+// ApplyPrepared adds a prepared batch in one transaction. Changes already
+// applied (by an earlier delivery or by another consumer of the group) are
+// skipped.
+func (s *Store) ApplyPrepared(ctx context.Context, batch any) (consume.Result, error) {
+	p := batch.(*prepared)
+	res := p.skipped
+	if len(p.changes) == 0 {
 		return res, nil
 	}
 	for attempt := 0; ; attempt++ {
-		applied, err := s.applyTx(ctx, changes)
+		applied, err := s.applyTx(ctx, p.changes)
 		if err == nil {
 			res.Applied = applied
-			res.Duplicates += len(changes) - applied
+			res.Duplicates += len(p.changes) - applied
 			return res, nil
 		}
 		// Another member applied some of these first (a rebalance), or
@@ -127,6 +141,16 @@ func (s *Store) Apply(ctx context.Context, msgs []kafka.Message) (consume.Result
 		}
 		return res, err
 	}
+}
+
+// Apply decodes and applies a batch.
+func (s *Store) Apply(ctx context.Context, msgs []kafka.Message) (consume.Result, error) {
+	return s.ApplyPrepared(ctx, s.Prepare(msgs))
+}
+
+// Stages are the store's consumer stages.
+func (s *Store) Stages() consume.Stages {
+	return consume.Stages{Prepare: s.Prepare, Apply: s.ApplyPrepared}
 }
 
 func (s *Store) applyTx(ctx context.Context, changes []change) (int, error) {
@@ -223,14 +247,24 @@ func (s *Store) known(ctx context.Context, tx *sql.Tx, changes []change) (map[tx
 	}
 	known := map[txKey]bool{}
 	for shard, ids := range byShard {
-		err := sqldb.QueryIn(ctx, tx, "SELECT id FROM applied_transaction WHERE id IN (%s) AND shard = ?", ids, func(r *sql.Rows) error {
+		scan := func(r *sql.Rows) error {
 			var id int64
 			if err := r.Scan(&id); err != nil {
 				return err
 			}
 			known[txKey{shard, id}] = true
 			return nil
-		}, shard)
+		}
+		// A shard's ids grow with its binlog, so a batch's ids are mostly
+		// one dense range: one primary-key range scan reads it faster than
+		// an IN list, unless the range is much wider than the batch.
+		lo, hi := slices.Min(ids), slices.Max(ids)
+		var err error
+		if hi-lo < int64(4*len(ids)) {
+			err = sqldb.Each(ctx, tx, "SELECT id FROM applied_transaction WHERE shard = ? AND id BETWEEN ? AND ?", scan, shard, lo, hi)
+		} else {
+			err = sqldb.QueryIn(ctx, tx, "SELECT id FROM applied_transaction WHERE id IN (%s) AND shard = ?", ids, scan, shard)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("applied transactions: %w", err)
 		}

@@ -31,13 +31,13 @@ type history struct {
 	perUser map[[2]int64]*Totals // (user, shard)
 }
 
-func generate(n int, seed uint64) *history {
+func generate(n, users int, seed uint64) *history {
 	r := rand.New(rand.NewPCG(seed, 1))
 	h := &history{want: map[int64]*Totals{}, perUser: map[[2]int64]*Totals{}}
 	for i := range n {
 		shard := i % 2
 		id := int64(i/2 + 1)
-		user := int64(r.IntN(40) + 1)
+		user := int64(r.IntN(users) + 1)
 		amount := money.Cents(r.IntN(100_000) + 1)
 		typ := "credit"
 		if r.IntN(3) == 0 {
@@ -102,7 +102,7 @@ func newStore(t *testing.T) (*Store, *sql.DB) {
 // batches with repeats and snapshot reads of the same rows, gives the
 // history's totals, each transaction counted once.
 func TestApplyIsIdempotentAndOrderFree(t *testing.T) {
-	h := generate(3000, 1)
+	h := generate(3000, 40, 1)
 	s, db := newStore(t)
 	ctx := context.Background()
 	msgs := cdctest.Messages(topic, h.changes)
@@ -186,7 +186,7 @@ func TestApplySkipsInvalidChanges(t *testing.T) {
 // shuffled over its partitions; after a reset of the group's offsets a
 // member consumes everything again and nothing changes.
 func TestGroupSharesShuffledTopicAndResetChangesNothing(t *testing.T) {
-	h := generate(4000, 4)
+	h := generate(4000, 40, 4)
 	s, db := newStore(t)
 	brokers := cdctest.Broker(t, 3, topic)
 	r := rand.New(rand.NewPCG(5, 5))
@@ -195,7 +195,7 @@ func TestGroupSharesShuffledTopicAndResetChangesNothing(t *testing.T) {
 	msgs = append(msgs, msgs[:500]...) // at-least-once: some twice
 	cdctest.Publish(t, brokers, msgs, func(int) int { return r.IntN(3) })
 
-	g := cdctest.NewGroup(t, brokers, "balance-test", []string{topic}, s.Apply)
+	g := cdctest.NewGroup(t, brokers, "balance-test", []string{topic}, s.Stages())
 	g.Start()
 	g.Start()
 	g.WaitHandled(len(msgs), 2*time.Minute)
@@ -207,7 +207,7 @@ func TestGroupSharesShuffledTopicAndResetChangesNothing(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("reset: %d partitions, %v", n, err)
 	}
-	g2 := cdctest.NewGroup(t, brokers, "balance-test", []string{topic}, s.Apply)
+	g2 := cdctest.NewGroup(t, brokers, "balance-test", []string{topic}, s.Stages())
 	g2.Start()
 	g2.WaitHandled(len(msgs), 2*time.Minute)
 	g2.Stop()

@@ -129,34 +129,48 @@ type Store struct {
 // New returns the store over db (cache_db, migrated).
 func New(db *sql.DB, log *slog.Logger) *Store { return &Store{db: db, log: log} }
 
-// Apply applies a batch of change events in one transaction, skipping the
-// changes applied before and logging those that cannot be applied.
-func (s *Store) Apply(ctx context.Context, msgs []kafka.Message) (consume.Result, error) {
-	var res consume.Result
-	changes := make([]*change, 0, len(msgs))
+// prepared is a decoded batch: the changes to apply, without the
+// duplicates within the batch, and the count of what was skipped.
+type prepared struct {
+	changes []*change
+	skipped consume.Result
+}
+
+// Prepare decodes a batch; it runs ahead of the previous batch's apply.
+// Changes that cannot be applied are logged and counted invalid.
+func (s *Store) Prepare(msgs []kafka.Message) any {
+	p := &prepared{changes: make([]*change, 0, len(msgs))}
 	seen := make(map[changeKey]bool, len(msgs))
 	for _, m := range msgs {
 		c, err := decode(m)
 		if err != nil {
-			res.Invalid++
+			p.skipped.Invalid++
 			s.log.Error("invalid change skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
 			continue
 		}
 		if seen[c.key()] {
-			res.Duplicates++
+			p.skipped.Duplicates++
 			continue
 		}
 		seen[c.key()] = true
-		changes = append(changes, c)
+		p.changes = append(p.changes, c)
 	}
-	if len(changes) == 0 {
+	return p
+}
+
+// ApplyPrepared applies a prepared batch in one transaction, skipping the
+// changes applied before.
+func (s *Store) ApplyPrepared(ctx context.Context, batch any) (consume.Result, error) {
+	p := batch.(*prepared)
+	res := p.skipped
+	if len(p.changes) == 0 {
 		return res, nil
 	}
 	for attempt := 0; ; attempt++ {
-		applied, err := s.applyTx(ctx, changes)
+		applied, err := s.applyTx(ctx, p.changes)
 		if err == nil {
 			res.Applied = applied
-			res.Duplicates += len(changes) - applied
+			res.Duplicates += len(p.changes) - applied
 			return res, nil
 		}
 		if attempt < 5 && sqldb.Conflict(err) {
@@ -164,6 +178,16 @@ func (s *Store) Apply(ctx context.Context, msgs []kafka.Message) (consume.Result
 		}
 		return res, err
 	}
+}
+
+// Apply decodes and applies a batch.
+func (s *Store) Apply(ctx context.Context, msgs []kafka.Message) (consume.Result, error) {
+	return s.ApplyPrepared(ctx, s.Prepare(msgs))
+}
+
+// Stages are the store's consumer stages.
+func (s *Store) Stages() consume.Stages {
+	return consume.Stages{Prepare: s.Prepare, Apply: s.ApplyPrepared}
 }
 
 type stockKey struct{ shop, good int64 }

@@ -35,7 +35,7 @@ type history struct {
 	pending map[int64]int64
 }
 
-func generate(n int, seed uint64) *history {
+func generate(n, shops int, seed uint64) *history {
 	r := rand.New(rand.NewPCG(seed, 9))
 	h := &history{stock: map[[2]int64][2]string{}, active: map[int64]bool{}, counts: map[string]int64{}, pending: map[int64]int64{}}
 	rows := map[[2]int64]map[string]any{}
@@ -54,7 +54,7 @@ func generate(n int, seed uint64) *history {
 		h.counts[fmt.Sprintf("%v/%v/%v/%v", shop, ev["shard"], ev["event_type"], ev["status"])] += d
 	}
 	for i := range n {
-		shop := int64(r.IntN(12) + 1)
+		shop := int64(r.IntN(shops) + 1)
 		shard := int(shop % 2)
 		switch r.IntN(4) {
 		case 0, 1: // stock or price of a good
@@ -159,7 +159,7 @@ func newStore(t *testing.T) (*Store, *sql.DB) {
 // same final state; last-writer values follow source positions, not
 // arrival order.
 func TestApplyIsIdempotentAndOrderFree(t *testing.T) {
-	h := generate(4000, 1)
+	h := generate(4000, 12, 1)
 	ctx := context.Background()
 	s, db := newStore(t)
 	for start := 0; start < len(h.msgs); start += 600 {
@@ -198,14 +198,14 @@ func TestApplyIsIdempotentAndOrderFree(t *testing.T) {
 // their partitions; a reset of the group's offsets and a second pass
 // change nothing.
 func TestGroupSharesShuffledTopicsAndResetChangesNothing(t *testing.T) {
-	h := generate(5000, 4)
+	h := generate(5000, 12, 4)
 	s, db := newStore(t)
 	brokers := cdctest.Broker(t, 3, topics...)
 	r := rand.New(rand.NewPCG(5, 5))
 	msgs := append([]kafka.Message(nil), h.msgs...)
 	r.Shuffle(len(msgs), func(i, j int) { msgs[i], msgs[j] = msgs[j], msgs[i] })
 	cdctest.Publish(t, brokers, msgs, func(int) int { return r.IntN(3) })
-	g := cdctest.NewGroup(t, brokers, "cache-test", topics, s.Apply)
+	g := cdctest.NewGroup(t, brokers, "cache-test", topics, s.Stages())
 	g.Start()
 	g.Start()
 	g.WaitHandled(len(msgs), 2*time.Minute)
@@ -215,7 +215,7 @@ func TestGroupSharesShuffledTopicsAndResetChangesNothing(t *testing.T) {
 	if _, err := consume.ResetOffsets(context.Background(), brokers, "cache-test", topics); err != nil {
 		t.Fatal(err)
 	}
-	g2 := cdctest.NewGroup(t, brokers, "cache-test", topics, s.Apply)
+	g2 := cdctest.NewGroup(t, brokers, "cache-test", topics, s.Stages())
 	g2.Start()
 	g2.WaitHandled(len(msgs), 2*time.Minute)
 	g2.Stop()

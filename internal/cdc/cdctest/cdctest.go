@@ -111,17 +111,18 @@ func Publish(t testing.TB, brokers []string, msgs []kafka.Message, part func(i i
 
 // Group runs consumer-group members with one handler.
 type Group struct {
-	t       testing.TB
-	cfg     consume.Config
-	handle  consume.Handler
+	t testing.TB
+	// Config is the members' configuration; change it before Start.
+	Config  consume.Config
+	stages  consume.Stages
 	handled atomic.Int64 // messages in batches the handler succeeded on
 	cancel  []context.CancelFunc
 	wg      sync.WaitGroup
 }
 
-// NewGroup returns a group over handle; Start adds members.
-func NewGroup(t testing.TB, brokers []string, group string, topics []string, handle consume.Handler) *Group {
-	g := &Group{t: t, handle: handle, cfg: consume.Config{Brokers: brokers, Group: group, Topics: topics,
+// NewGroup returns a group over stages; Start adds members.
+func NewGroup(t testing.TB, brokers []string, group string, topics []string, stages consume.Stages) *Group {
+	g := &Group{t: t, stages: stages, Config: consume.Config{Brokers: brokers, Group: group, Topics: topics,
 		BatchSize: 500, BatchWait: 20 * time.Millisecond, SessionTimeout: 6 * time.Second}}
 	t.Cleanup(g.Stop)
 	return g
@@ -131,14 +132,14 @@ func NewGroup(t testing.TB, brokers []string, group string, topics []string, han
 func (g *Group) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = append(g.cancel, cancel)
-	h := func(ctx context.Context, msgs []kafka.Message) (consume.Result, error) {
-		res, err := g.handle(ctx, msgs)
+	st := consume.Stages{Prepare: g.stages.Prepare, Apply: func(ctx context.Context, p any) (consume.Result, error) {
+		res, err := g.stages.Apply(ctx, p)
 		if err == nil {
-			g.handled.Add(int64(len(msgs)))
+			g.handled.Add(int64(res.Applied + res.Duplicates + res.Invalid))
 		}
 		return res, err
-	}
-	c := consume.New(g.cfg, h, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}}
+	c := consume.New(g.Config, st, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
