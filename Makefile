@@ -4,7 +4,7 @@ BIN     := bin
 SHARDS  ?= 2
 CMDS    := ./pipelineapi ./ingest ./shard-splitter ./shard-worker ./cdc-producer ./balance ./cache ./audit ./deploy/stack
 
-.PHONY: build run migrate audit test test-short bench-pipeline vet clean
+.PHONY: build run migrate audit test test-short bench-pipeline bench-consumers bench-lag vet clean
 
 build:
 	$(GO) build -o $(BIN)/ $(CMDS)
@@ -32,6 +32,14 @@ test-short:
 ## bench-pipeline: events/s per shard from a 100,000-event file to committed rows
 bench-pipeline:
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkPipeline -benchtime 1x -timeout 30m ./e2e
+
+## bench-consumers: balance and cache apply rates, events/s, from pre-filled topics
+bench-consumers:
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkConsume -benchtime 1x ./balance/internal/store/ ./cache/internal/store/
+
+## bench-lag: shard commit -> balance_db lag p50/p99 under 5,000 transactions/s
+bench-lag:
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkBalanceLag -benchtime 1x -timeout 10m ./e2e
 
 clean:
 	rm -rf $(BIN)

@@ -78,18 +78,22 @@ type Consumer struct {
 func New(cfg Config, st Stages, reg prometheus.Registerer, log *slog.Logger) *Consumer {
 	c := &Consumer{cfg: cfg, stages: st, log: log, metrics: newMetrics(reg)}
 	c.reader = kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           cfg.Brokers,
-		GroupID:           cfg.Group,
-		GroupTopics:       cfg.Topics,
-		MinBytes:          1,
-		MaxBytes:          16 << 20,
-		MaxWait:           250 * time.Millisecond,
-		QueueCapacity:     4 * cfg.BatchSize,
-		StartOffset:       kafka.FirstOffset,
-		CommitInterval:    0, // synchronous: CommitMessages returns once the broker has them
-		HeartbeatInterval: cfg.SessionTimeout / 4,
-		SessionTimeout:    cfg.SessionTimeout,
-		RebalanceTimeout:  cfg.SessionTimeout,
+		Brokers:       cfg.Brokers,
+		GroupID:       cfg.Group,
+		GroupTopics:   cfg.Topics,
+		MinBytes:      1,
+		MaxBytes:      16 << 20,
+		MaxWait:       250 * time.Millisecond,
+		QueueCapacity: 4 * cfg.BatchSize,
+		StartOffset:   kafka.FirstOffset,
+		// Topics created after the start (by a cdc-producer starting later)
+		// and added partitions join the assignment.
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 5 * time.Second,
+		CommitInterval:         0, // synchronous: CommitMessages returns once the broker has them
+		HeartbeatInterval:      cfg.SessionTimeout / 4,
+		SessionTimeout:         cfg.SessionTimeout,
+		RebalanceTimeout:       cfg.SessionTimeout,
 		Logger: kafka.LoggerFunc(func(msg string, args ...any) {
 			log.Debug("kafka: " + fmt.Sprintf(msg, args...))
 		}),
