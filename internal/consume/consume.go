@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shopledger/shopledger/internal/config"
+	"github.com/shopledger/shopledger/internal/sqldb"
 )
 
 // Config is the [kafka] section of a consumer's configuration.
@@ -312,4 +313,55 @@ func ResetOffsets(ctx context.Context, brokers []string, group string, topics []
 		}
 	}
 	return n, nil
+}
+
+// Batch is a decoded batch: its changes without the repeats within it, and
+// what was skipped while decoding.
+type Batch[C any] struct {
+	Changes []C
+	Skipped Result
+}
+
+// Decode decodes msgs with dec into a Batch: a change whose key came earlier
+// in the batch is a duplicate; one dec refuses is logged with its position
+// and counted invalid.
+func Decode[C any, K comparable](msgs []kafka.Message, log *slog.Logger, dec func(kafka.Message) (C, K, error)) *Batch[C] {
+	b := &Batch[C]{Changes: make([]C, 0, len(msgs))}
+	seen := make(map[K]bool, len(msgs))
+	for _, m := range msgs {
+		c, k, err := dec(m)
+		switch {
+		case err != nil:
+			b.Skipped.Invalid++
+			log.Error("invalid change skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
+		case seen[k]:
+			b.Skipped.Duplicates++
+		default:
+			seen[k] = true
+			b.Changes = append(b.Changes, c)
+		}
+	}
+	return b
+}
+
+// ApplyBatch writes b with tx, one database transaction that returns how
+// many of the changes it applied (the others were applied before). A
+// transaction that lost a race (another member inserted the same dedupe
+// row first, a deadlock) runs again, and skips what the winner applied.
+func ApplyBatch[C any](ctx context.Context, b *Batch[C], tx func(context.Context, []C) (int, error)) (Result, error) {
+	res := b.Skipped
+	if len(b.Changes) == 0 {
+		return res, nil
+	}
+	for attempt := 0; ; attempt++ {
+		applied, err := tx(ctx, b.Changes)
+		if err == nil {
+			res.Applied = applied
+			res.Duplicates += len(b.Changes) - applied
+			return res, nil
+		}
+		if attempt == 5 || !sqldb.Conflict(err) {
+			return res, err
+		}
+	}
 }

@@ -2,18 +2,17 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopledger/shopledger/balance/internal/store"
 	"github.com/shopledger/shopledger/internal/cdc/cdctest"
+	"github.com/shopledger/shopledger/internal/httpapi/apitest"
 	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/schema"
 )
@@ -38,46 +37,26 @@ func TestAPI(t *testing.T) {
 	srv := httptest.NewServer(NewHandler(s, log, prometheus.NewRegistry(), func(context.Context) error { return nil }))
 	defer srv.Close()
 
-	for _, c := range []struct {
-		path string
-		code int
-		want []string // substrings of the body
-	}{
-		{"/api/v1/balances/3", 200, []string{`"user_id":3`, `"balance":129.75`, `"credits":150.00`, `"debits":20.25`, `"tx_count":3`,
-			`{"shard":0,"balance":100.00`, `{"shard":1,"balance":29.75`, `"freshness":[{"shard":0,"file":"binlog.000001"`}},
-		{"/api/v1/balances/9223372036854775807", 200, []string{`"user_id":9223372036854775807`, `"balance":1.00`}},
-		{"/api/v1/balances/5", 404, []string{`"error":"no transaction of user 5 has been applied"`}},
-		{"/api/v1/balances/9223372036854775808", 400, []string{`"error":"user_id must be an integer`}},
-		{"/api/v1/balances/-1", 400, []string{`"error"`}},
-		{"/api/v1/balances/abc", 400, []string{`"error"`}},
-		{"/api/v1/balances", 200, []string{`"total":3`, `"sort":"user_id"`, `"balances":[{"user_id":3,`}},
-		{"/api/v1/balances?sort=-balance&limit=1", 200, []string{`"limit":1`, `"balances":[{"user_id":3,`}},
-		{"/api/v1/balances?sort=balance&limit=2&offset=1", 200, []string{`"offset":1`, `"balances":[{"user_id":4,"balance":5.00`}},
-		{"/api/v1/balances?offset=10", 200, []string{`"balances":[]`}},
-		{"/api/v1/balances?sort=name", 400, []string{`"error":"sort must be one of`}},
-		{"/api/v1/balances?limit=0", 400, []string{`"error":"limit must be an integer from 1 to 1000`}},
-		{"/api/v1/balances?limit=100000", 400, []string{`"error"`}},
-		{"/api/v1/balances?offset=-1", 400, []string{`"error"`}},
-		{"/api/v1/nothing", 404, []string{`"error"`}},
-		{"/health", 200, []string{`"status":"ok"`}},
-		{"/ready", 200, []string{`"status":"ready"`}},
-	} {
-		resp, err := http.Get(srv.URL + c.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		body := strings.ReplaceAll(string(b), " ", "")
-		if resp.StatusCode != c.code || !json.Valid(b) || resp.Header.Get("Content-Type") != "application/json" {
-			t.Errorf("GET %s: %d %s, want %d and JSON", c.path, resp.StatusCode, b, c.code)
-		}
-		for _, w := range c.want {
-			if !strings.Contains(body, strings.ReplaceAll(w, " ", "")) {
-				t.Errorf("GET %s: %s\nwant it to contain %s", c.path, b, w)
-			}
-		}
-	}
+	apitest.Run(t, srv.URL, []apitest.Case{
+		apitest.GET("/api/v1/balances/3", 200, `"user_id":3`, `"balance":129.75`, `"credits":150.00`, `"debits":20.25`, `"tx_count":3`,
+			`{"shard":0,"balance":100.00`, `{"shard":1,"balance":29.75`, `"freshness":[{"shard":0,"file":"binlog.000001"`),
+		apitest.GET("/api/v1/balances/9223372036854775807", 200, `"user_id":9223372036854775807`, `"balance":1.00`),
+		apitest.GET("/api/v1/balances/5", 404, `"error":"no transaction of user 5 has been applied"`),
+		apitest.GET("/api/v1/balances/9223372036854775808", 400, `"error":"user_id must be an integer`),
+		apitest.GET("/api/v1/balances/-1", 400, `"error"`),
+		apitest.GET("/api/v1/balances/abc", 400, `"error"`),
+		apitest.GET("/api/v1/balances", 200, `"total":3`, `"sort":"user_id"`, `"balances":[{"user_id":3,`),
+		apitest.GET("/api/v1/balances?sort=-balance&limit=1", 200, `"limit":1`, `"balances":[{"user_id":3,`),
+		apitest.GET("/api/v1/balances?sort=balance&limit=2&offset=1", 200, `"offset":1`, `"balances":[{"user_id":4,"balance":5.00`),
+		apitest.GET("/api/v1/balances?offset=10", 200, `"balances":[]`),
+		apitest.GET("/api/v1/balances?sort=name", 400, `"error":"sort must be one of`),
+		apitest.GET("/api/v1/balances?limit=0", 400, `"error":"limit must be an integer from 1 to 1000`),
+		apitest.GET("/api/v1/balances?limit=100000", 400, `"error"`),
+		apitest.GET("/api/v1/balances?offset=-1", 400, `"error"`),
+		apitest.GET("/api/v1/nothing", 404, `"error"`),
+		apitest.GET("/health", 200, `"status":"ok"`),
+		apitest.GET("/ready", 200, `"status":"ready"`),
+	})
 	resp, err := http.Post(srv.URL+"/api/v1/balances/3", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -88,59 +88,19 @@ type txKey struct {
 	id    int64
 }
 
-// prepared is a decoded batch: the changes to apply, without the
-// duplicates within the batch, and the count of what was skipped.
-type prepared struct {
-	changes []change
-	skipped consume.Result
-}
-
 // Prepare decodes a batch; it runs ahead of the previous batch's apply.
-// Changes that cannot be applied are logged and counted invalid.
 func (s *Store) Prepare(msgs []kafka.Message) any {
-	p := &prepared{changes: make([]change, 0, len(msgs))}
-	seen := make(map[txKey]bool, len(msgs))
-	for _, m := range msgs {
+	return consume.Decode(msgs, s.log, func(m kafka.Message) (change, txKey, error) {
 		c, err := decode(m)
-		if err != nil {
-			p.skipped.Invalid++
-			s.log.Error("invalid change skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
-			continue
-		}
-		if k := (txKey{c.shard, c.id}); seen[k] {
-			p.skipped.Duplicates++
-		} else {
-			seen[k] = true
-			p.changes = append(p.changes, c)
-		}
-	}
-	return p
+		return c, txKey{c.shard, c.id}, err
+	})
 }
 
 // ApplyPrepared adds a prepared batch in one transaction. Changes already
 // applied (by an earlier delivery or by another consumer of the group) are
 // skipped.
-func (s *Store) ApplyPrepared(ctx context.Context, batch any) (consume.Result, error) {
-	p := batch.(*prepared)
-	res := p.skipped
-	if len(p.changes) == 0 {
-		return res, nil
-	}
-	for attempt := 0; ; attempt++ {
-		applied, err := s.applyTx(ctx, p.changes)
-		if err == nil {
-			res.Applied = applied
-			res.Duplicates += len(p.changes) - applied
-			return res, nil
-		}
-		// Another member applied some of these first (a rebalance), or
-		// InnoDB chose this transaction as a deadlock victim: again, and
-		// the known ones are skipped this time.
-		if attempt < 5 && sqldb.Conflict(err) {
-			continue
-		}
-		return res, err
-	}
+func (s *Store) ApplyPrepared(ctx context.Context, b any) (consume.Result, error) {
+	return consume.ApplyBatch(ctx, b.(*consume.Batch[change]), s.applyTx)
 }
 
 // Apply decodes and applies a batch.

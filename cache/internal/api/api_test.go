@@ -2,12 +2,9 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/shopledger/shopledger/cache/internal/store"
 	"github.com/shopledger/shopledger/internal/cdc/cdctest"
+	"github.com/shopledger/shopledger/internal/httpapi/apitest"
 	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/schema"
 )
@@ -45,41 +43,21 @@ func TestAPI(t *testing.T) {
 	}
 	srv := httptest.NewServer(NewHandler(s, log, prometheus.NewRegistry(), func(context.Context) error { return nil }))
 	defer srv.Close()
-	for _, c := range []struct {
-		path string
-		code int
-		want []string
-	}{
-		{"/api/v1/shops/4", 200, []string{`"shop_id":4`, `"shard":0`, `"active":false`, `"stock_total":8`, `"goods":[{"good_id":7,"count":8,"price":3.00}]`,
+	apitest.Run(t, srv.URL, []apitest.Case{
+		apitest.GET("/api/v1/shops/4", 200, `"shop_id":4`, `"shard":0`, `"active":false`, `"stock_total":8`, `"goods":[{"good_id":7,"count":8,"price":3.00}]`,
 			`"purchase":{"applied":1,"rejected":1}`, `"return":{"applied":1,"pending":2}`, `"events":6`, `"purchases":1`, `"returns":1`,
-			`"rejected":1`, `"pending":2`, `"freshness":[{"shard":0,"topic":"shop.events"`}},
-		{"/api/v1/shops/9223372036854775807", 200, []string{`"shop_id":9223372036854775807`, `"active":null`, `"stock_total":1`}},
-		{"/api/v1/shops/5", 404, []string{`"error":"no change of shop 5 has been seen"`}},
-		{"/api/v1/shops/9223372036854775808", 400, []string{`"error":"shop_id must be an integer`}},
-		{"/api/v1/shops/x", 400, []string{`"error"`}},
-		{"/api/v1/shops/4/goods/7", 200, []string{`{"shop_id":4,"good_id":7,"count":8,"price":3.00}`}},
-		{"/api/v1/shops/9223372036854775807/goods/9223372036854775807", 200, []string{`"count":1`}},
-		{"/api/v1/shops/4/goods/8", 404, []string{`"error":"shop 4 has no good 8"`}},
-		{"/api/v1/shops/4/goods/-8", 400, []string{`"error":"good_id must be an integer`}},
-		{"/api/v1/shops/4/goods/99999999999999999999", 400, []string{`"error"`}},
-		{"/api/v1/pending", 200, []string{`"total":3`, `{"shop_id":null,"shard":0,"pending":1}`, `{"shop_id":4,"shard":0,"pending":2}`}},
-		{"/api/v1/counters", 200, []string{`"total":{"by_type":`, `"events":7`, `"pending":3`, `"shards":[{"shard":0,`}},
-		{"/health", 200, []string{`"status":"ok"`}},
-	} {
-		resp, err := http.Get(srv.URL + c.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		body := strings.ReplaceAll(string(b), " ", "")
-		if resp.StatusCode != c.code || !json.Valid(b) || resp.Header.Get("Content-Type") != "application/json" {
-			t.Errorf("GET %s: %d %s, want %d and JSON", c.path, resp.StatusCode, b, c.code)
-		}
-		for _, w := range c.want {
-			if !strings.Contains(body, strings.ReplaceAll(w, " ", "")) {
-				t.Errorf("GET %s: %s\nwant it to contain %s", c.path, b, w)
-			}
-		}
-	}
+			`"rejected":1`, `"pending":2`, `"freshness":[{"shard":0,"topic":"shop.events"`),
+		apitest.GET("/api/v1/shops/9223372036854775807", 200, `"shop_id":9223372036854775807`, `"active":null`, `"stock_total":1`),
+		apitest.GET("/api/v1/shops/5", 404, `"error":"no change of shop 5 has been seen"`),
+		apitest.GET("/api/v1/shops/9223372036854775808", 400, `"error":"shop_id must be an integer`),
+		apitest.GET("/api/v1/shops/x", 400, `"error"`),
+		apitest.GET("/api/v1/shops/4/goods/7", 200, `{"shop_id":4,"good_id":7,"count":8,"price":3.00}`),
+		apitest.GET("/api/v1/shops/9223372036854775807/goods/9223372036854775807", 200, `"count":1`),
+		apitest.GET("/api/v1/shops/4/goods/8", 404, `"error":"shop 4 has no good 8"`),
+		apitest.GET("/api/v1/shops/4/goods/-8", 400, `"error":"good_id must be an integer`),
+		apitest.GET("/api/v1/shops/4/goods/99999999999999999999", 400, `"error"`),
+		apitest.GET("/api/v1/pending", 200, `"total":3`, `{"shop_id":null,"shard":0,"pending":1}`, `{"shop_id":4,"shard":0,"pending":2}`),
+		apitest.GET("/api/v1/counters", 200, `"total":{"by_type":`, `"events":7`, `"pending":3`, `"shards":[{"shard":0,`),
+		apitest.GET("/health", 200, `"status":"ok"`),
+	})
 }

@@ -129,55 +129,21 @@ type Store struct {
 // New returns the store over db (cache_db, migrated).
 func New(db *sql.DB, log *slog.Logger) *Store { return &Store{db: db, log: log} }
 
-// prepared is a decoded batch: the changes to apply, without the
-// duplicates within the batch, and the count of what was skipped.
-type prepared struct {
-	changes []*change
-	skipped consume.Result
-}
-
 // Prepare decodes a batch; it runs ahead of the previous batch's apply.
-// Changes that cannot be applied are logged and counted invalid.
 func (s *Store) Prepare(msgs []kafka.Message) any {
-	p := &prepared{changes: make([]*change, 0, len(msgs))}
-	seen := make(map[changeKey]bool, len(msgs))
-	for _, m := range msgs {
+	return consume.Decode(msgs, s.log, func(m kafka.Message) (*change, changeKey, error) {
 		c, err := decode(m)
 		if err != nil {
-			p.skipped.Invalid++
-			s.log.Error("invalid change skipped", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
-			continue
+			return nil, changeKey{}, err
 		}
-		if seen[c.key()] {
-			p.skipped.Duplicates++
-			continue
-		}
-		seen[c.key()] = true
-		p.changes = append(p.changes, c)
-	}
-	return p
+		return c, c.key(), nil
+	})
 }
 
 // ApplyPrepared applies a prepared batch in one transaction, skipping the
 // changes applied before.
-func (s *Store) ApplyPrepared(ctx context.Context, batch any) (consume.Result, error) {
-	p := batch.(*prepared)
-	res := p.skipped
-	if len(p.changes) == 0 {
-		return res, nil
-	}
-	for attempt := 0; ; attempt++ {
-		applied, err := s.applyTx(ctx, p.changes)
-		if err == nil {
-			res.Applied = applied
-			res.Duplicates += len(p.changes) - applied
-			return res, nil
-		}
-		if attempt < 5 && sqldb.Conflict(err) {
-			continue // another member applied some first, or a deadlock: the known ones are skipped next time
-		}
-		return res, err
-	}
+func (s *Store) ApplyPrepared(ctx context.Context, b any) (consume.Result, error) {
+	return consume.ApplyBatch(ctx, b.(*consume.Batch[*change]), s.applyTx)
 }
 
 // Apply decodes and applies a batch.
