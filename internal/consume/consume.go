@@ -150,9 +150,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.metrics.changes.WithLabelValues("duplicate").Add(float64(res.Duplicates))
 		c.metrics.changes.WithLabelValues("invalid").Add(float64(res.Invalid))
 		now := time.Now()
+		type topicPartition struct {
+			topic string
+			id    int
+		}
+		last := map[topicPartition]kafka.Message{}
 		for _, m := range b.msgs {
 			c.metrics.delay.Observe(now.Sub(m.Time).Seconds())
-			c.metrics.lag.WithLabelValues(m.Topic, strconv.Itoa(m.Partition)).Set(float64(m.HighWaterMark - m.Offset - 1))
+			last[topicPartition{m.Topic, m.Partition}] = m
+		}
+		for p, m := range last {
+			c.metrics.lag.WithLabelValues(p.topic, strconv.Itoa(p.id)).Set(float64(m.HighWaterMark - m.Offset - 1))
 		}
 		// A failed commit (the partition moved to another member in a
 		// rebalance, say) only means redelivery, which the handler skips.

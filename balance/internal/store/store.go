@@ -296,37 +296,25 @@ func (s *Store) User(ctx context.Context, id int64) (*User, error) {
 		return nil, err
 	}
 	u.UpdatedAt = upd.Time.UTC().Format(timeFormat)
-	rows, err := s.db.QueryContext(ctx, "SELECT shard, balance, credits, debits, tx_count FROM shard_balance WHERE user_id = ? ORDER BY shard", id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err = sqldb.Each(ctx, s.db, "SELECT shard, balance, credits, debits, tx_count FROM shard_balance WHERE user_id = ? ORDER BY shard", func(r *sql.Rows) error {
 		var t ShardTotals
-		if err := rows.Scan(&t.Shard, &t.Balance, &t.Credits, &t.Debits, &t.TxCount); err != nil {
-			return nil, err
-		}
+		err := r.Scan(&t.Shard, &t.Balance, &t.Credits, &t.Debits, &t.TxCount)
 		u.Shards = append(u.Shards, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows, err = s.db.QueryContext(ctx, "SELECT shard, file, pos, gtid, source_ts_ms, applied_at FROM progress WHERE kafka_partition = ? ORDER BY shard", part)
+		return err
+	}, id)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	u.Freshness = []Freshness{}
-	for rows.Next() {
+	err = sqldb.Each(ctx, s.db, "SELECT shard, file, pos, gtid, source_ts_ms, applied_at FROM progress WHERE kafka_partition = ? ORDER BY shard", func(r *sql.Rows) error {
 		var f Freshness
 		var at sql.NullTime
-		if err := rows.Scan(&f.Shard, &f.File, &f.Pos, &f.GTID, &f.SourceTimeMs, &at); err != nil {
-			return nil, err
-		}
+		err := r.Scan(&f.Shard, &f.File, &f.Pos, &f.GTID, &f.SourceTimeMs, &at)
 		f.AppliedAt = at.Time.UTC().Format(timeFormat)
 		u.Freshness = append(u.Freshness, f)
-	}
-	return u, rows.Err()
+		return err
+	}, part)
+	return u, err
 }
 
 // Sorts are the orders List accepts; a leading "-" reverses one.
@@ -366,17 +354,11 @@ func (s *Store) List(ctx context.Context, limit, offset int, sort string) (*Page
 	if col != "user_id" {
 		order += ", user_id " + dir
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT user_id, balance, credits, debits, tx_count FROM balance ORDER BY "+order+" LIMIT ? OFFSET ?", limit, offset)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err := sqldb.Each(ctx, s.db, "SELECT user_id, balance, credits, debits, tx_count FROM balance ORDER BY "+order+" LIMIT ? OFFSET ?", func(r *sql.Rows) error {
 		var u UserSummary
-		if err := rows.Scan(&u.UserID, &u.Balance, &u.Credits, &u.Debits, &u.TxCount); err != nil {
-			return nil, err
-		}
+		err := r.Scan(&u.UserID, &u.Balance, &u.Credits, &u.Debits, &u.TxCount)
 		p.Balances = append(p.Balances, u)
-	}
-	return p, rows.Err()
+		return err
+	}, limit, offset)
+	return p, err
 }
