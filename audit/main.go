@@ -1,17 +1,16 @@
 // Command audit checks the shards against the rules and the event files and
-// prints every inconsistency; it exits 1 if it found any, 2 if it could not
+// prints every inconsistency; it exits 1 if it found any, 3 if it could not
 // run. See internal/audit for what is checked.
 package main
 
 import (
 	"context"
 	"database/sql"
-	"flag"
-	"fmt"
+	"errors"
 	"os"
-	"os/signal"
 
 	"github.com/shopledger/shopledger/internal/audit"
+	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/config"
 	"github.com/shopledger/shopledger/internal/shard"
 	"github.com/shopledger/shopledger/internal/spool"
@@ -22,58 +21,69 @@ import (
 type Config struct {
 	Shared string      `mapstructure:"shared_dir"`
 	Shards shard.Conns `mapstructure:"shards"`
-	// ControlAddr holds pipeline_db and splitter_db; User and Password
-	// log in there.
-	ControlAddr string `mapstructure:"control_addr"`
-	User        string `mapstructure:"user"`
-	Password    string `mapstructure:"password"`
+	// Control is the instance holding pipeline_db and splitter_db.
+	Control struct {
+		Addr     string `mapstructure:"addr"`
+		User     string `mapstructure:"user"`
+		Password string `mapstructure:"password"`
+	} `mapstructure:"control"`
 }
 
 func defaults() *Config {
-	return &Config{Shared: "./.data/shared", Shards: shard.DefaultConns(), ControlAddr: "127.0.0.1:33060", User: "root"}
+	c := &Config{Shared: "./.data/shared", Shards: shard.DefaultConns()}
+	c.Control.Addr, c.Control.User = "127.0.0.1:33060", "root"
+	return c
 }
 
 // Validate names the bad key.
 func (c *Config) Validate() error {
 	var ch config.Checks
 	c.Shards.Check(&ch, "shards")
-	ch.Check(c.ControlAddr != "", "control_addr", "must be set")
+	ch.Check(c.Control.Addr != "", "control.addr", "must be set")
+	ch.Check(c.Shared != "", "shared_dir", "must be set")
 	return ch.Err()
 }
 
+// Exit codes beyond the shared ones.
+const (
+	exitInconsistent = 1
+	exitNoAudit      = 3
+)
+
 func main() {
-	path := flag.String("config", "", "TOML config file (default: built-in defaults and environment)")
-	flag.Parse()
-	cfg := defaults()
-	if err := config.Load(*path, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "audit:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	open := func(addr, db string) *sql.DB {
-		d, err := sqldb.Open(sqldb.Config{Addr: addr, User: cfg.User, Password: cfg.Password, Database: db})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "audit:", err)
-			os.Exit(2)
-		}
+	os.Exit(cli.App[Config]{
+		Name: "audit",
+		About: "checks the shards against the rules of SPEC §4 and the event files (every line of every finished file " +
+			"accounted for once), and prints every inconsistency.",
+		Defaults: defaults,
+		Commands: []cli.Command[Config]{{Name: "run", About: "audit and print the report", Setup: cli.Run(cli.NoArgs(run))}},
+		ExitCodes: map[int]string{exitInconsistent: "the audit found inconsistencies (each is printed)",
+			exitNoAudit: "the audit could not run (a database unreachable, say)"},
+	}.Main(os.Args[1:]))
+}
+
+func run(ctx context.Context, cfg *Config, _ []string) error {
+	src := audit.Sources{Spool: spool.Dir(cfg.Shared)}
+	var err error
+	open := func(db string) *sql.DB {
+		d, e := sqldb.Open(sqldb.Config{Addr: cfg.Control.Addr, User: cfg.Control.User, Password: cfg.Control.Password, Database: db})
+		err = errors.Join(err, e)
 		return d
 	}
-	src := audit.Sources{Spool: spool.Dir(cfg.Shared),
-		Pipeline: open(cfg.ControlAddr, "pipeline_db"), Splitter: open(cfg.ControlAddr, "splitter_db")}
-	shards, err := cfg.Shards.Open()
+	src.Pipeline, src.Splitter = open("pipeline_db"), open("splitter_db")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "audit:", err)
-		os.Exit(2)
+		return cli.Exit(exitNoAudit, err)
 	}
-	src.Shards = shards
+	if src.Shards, err = cfg.Shards.Open(); err != nil {
+		return cli.Exit(exitNoAudit, err)
+	}
 	rep, err := audit.Run(ctx, src)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "audit:", err)
-		os.Exit(2)
+		return cli.Exit(exitNoAudit, err)
 	}
 	rep.Print(os.Stdout)
 	if !rep.OK() {
-		os.Exit(1)
+		return cli.Exit(exitInconsistent, nil)
 	}
+	return nil
 }

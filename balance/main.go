@@ -25,8 +25,9 @@ import (
 )
 
 func main() {
-	spec := service.Spec{Name: "balance", Schema: schema.Balance, Build: build}
-	os.Exit(service.Main(spec, os.Args[1:], defaults(), os.Stdout, os.Stderr))
+	spec := service.Spec{Name: "balance", Schema: schema.Balance, Build: build,
+		About: "keeps every user's balance in balance_db from the account_transaction changes of every shard, as commutative increments recorded once each, and answers REST queries about them."}
+	os.Exit(service.App(spec, defaults).Main(os.Args[1:]))
 }
 
 func build(db *sql.DB, log *slog.Logger) service.Parts {

@@ -26,8 +26,9 @@ import (
 )
 
 func main() {
-	spec := service.Spec{Name: "cache", Schema: schema.Cache, Build: build}
-	os.Exit(service.Main(spec, os.Args[1:], defaults(), os.Stdout, os.Stderr))
+	spec := service.Spec{Name: "cache", Schema: schema.Cache, Build: build,
+		About: "keeps every shop's state in cache_db from the shards' shop, shop_state and events changes (stock and price per good, open/closed, counters of events by type and status, pending returns included) and answers REST queries about them."}
+	os.Exit(service.App(spec, defaults).Main(os.Args[1:]))
 }
 
 func build(db *sql.DB, log *slog.Logger) service.Parts {

@@ -38,7 +38,8 @@ type Config struct {
 		Partitions      int      `mapstructure:"partitions"`
 		CheckpointTopic string   `mapstructure:"checkpoint_topic"`
 	} `mapstructure:"kafka"`
-	// Server serves /health, /ready and /metrics; port 0 disables it.
+	// Server serves /health, /ready and /metrics; port 0 means 8100 + shard
+	// (SPEC §6), -1 disables it.
 	Server  httpapi.ServerConfig `mapstructure:"server"`
 	Logging logging.Config       `mapstructure:"logging"`
 }
@@ -72,6 +73,7 @@ func (c *Config) Validate() error {
 	ch.Check(c.Kafka.TopicPrefix != "", "kafka.topic_prefix", "must be set")
 	ch.Check(c.Kafka.Partitions >= 1, "kafka.partitions", "must be at least 1")
 	ch.Check(c.Kafka.CheckpointTopic != "", "kafka.checkpoint_topic", "must be set")
+	ch.Check(c.Server.Port >= -1 && c.Server.Port < 65536, "server.port", "must be -1 (no server), 0 (8100 + shard) or a port, got %d", c.Server.Port)
 	for t := range c.Capture.Keys {
 		ch.Check(contains(c.Capture.Tables, t), "capture.keys", "names table %q, which is not in capture.tables", t)
 	}
@@ -84,6 +86,9 @@ func (c *Config) Validate() error {
 		}
 		if c.Capture.ServerID == 0 {
 			c.Capture.ServerID = uint32(1001 + c.Shard)
+		}
+		if c.Server.Port == 0 {
+			c.Server.Port = 8100 + c.Shard
 		}
 	}
 	return ch.Err()

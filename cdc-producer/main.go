@@ -6,47 +6,48 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	_ "github.com/go-sql-driver/mysql"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shopledger/shopledger/cdc-producer/internal/capture"
-	"github.com/shopledger/shopledger/internal/config"
+	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
 	"github.com/shopledger/shopledger/internal/topics"
 )
 
+// exitFatal is the exit code of errors a restart cannot mend.
+const exitFatal = 3
+
 func main() {
-	path := flag.String("config", "", "TOML config file (default: built-in defaults and environment)")
-	shardFlag := flag.Int("shard", -1, "shard to capture (overrides the config key shard)")
-	flag.Parse()
-	if *shardFlag >= 0 {
-		os.Setenv("SHARD", fmt.Sprint(*shardFlag))
-	}
-	cfg := defaults()
-	if err := config.Load(*path, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "cdc-producer:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg); err != nil {
-		logging.New(cfg.Logging, fmt.Sprintf("cdc-producer-%d", cfg.Shard)).Error("exit", "err", err)
-		if errors.Is(err, capture.ErrFatal) {
-			os.Exit(3)
-		}
-		os.Exit(1)
-	}
+	os.Exit(cli.App[Config]{
+		Name: "cdc-producer",
+		About: "reads one shard's binlog as a replica and publishes every row change of the captured tables to Kafka " +
+			"as Debezium change events (SPEC §5), resuming from a checkpoint kept in a compacted topic; serves /health, /ready and /metrics.",
+		Defaults: defaults,
+		Shard:    true,
+		Commands: []cli.Command[Config]{
+			{Name: "run", About: "stream the shard's changes to Kafka", Setup: cli.Run(cli.NoArgs(run))},
+		},
+		Server:    func(c *Config) httpapi.ServerConfig { return c.Server },
+		ExitCodes: map[int]string{exitFatal: "a fatal capture error that restarting cannot mend (purged binlog, checkpoint of another server, missing binlog settings)"},
+	}.Main(os.Args[1:]))
 }
 
-func run(ctx context.Context, cfg *Config) error {
+func run(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, fmt.Sprintf("cdc-producer-%d", cfg.Shard))
+	err := stream(ctx, cfg, log)
+	if errors.Is(err, capture.ErrFatal) {
+		return cli.Exit(exitFatal, err)
+	}
+	return err
+}
+
+func stream(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	tables := cfg.tables()
 	specs := []topics.Spec{{Name: cfg.Kafka.CheckpointTopic, Partitions: 1, Compacted: true}}
 	for t := range tables {

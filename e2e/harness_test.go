@@ -94,7 +94,12 @@ func startStack(t testing.TB, shards int, run []string, env ...string) *stack {
 	}
 	pipelinePort := freePort(t)
 	base := append([]string{"WORKER_POLL_INTERVAL=100ms", "SPLITTER_POLL_INTERVAL=100ms", "LOGGING_LEVEL=info"}, env...)
-	ep := localstack.Endpoints{PipelinePort: pipelinePort, IngestPort: freePort(t), BalancePort: freePort(t), CachePort: freePort(t)}
+	ep := localstack.Endpoints{PipelinePort: pipelinePort, IngestPort: freePort(t), BalancePort: freePort(t), CachePort: freePort(t),
+		SplitterPort: freePort(t)}
+	for range shards {
+		ep.WorkerPorts = append(ep.WorkerPorts, freePort(t))
+		ep.ProducerPorts = append(ep.ProducerPorts, freePort(t))
+	}
 	if contains(run, "cdc") {
 		broker, err := localstack.StartBroker(ctx, 0, "", localstack.CDCTopics()...)
 		if err != nil {

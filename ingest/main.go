@@ -5,18 +5,15 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shopledger/shopledger/ingest/internal/generator"
-	"github.com/shopledger/shopledger/internal/config"
+	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/eventgen"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
@@ -25,22 +22,20 @@ import (
 )
 
 func main() {
-	path := flag.String("config", "", "TOML config file (default: built-in defaults and environment)")
-	flag.Parse()
-	cfg := defaults()
-	if err := config.Load(*path, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "ingest:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg); err != nil {
-		logging.New(cfg.Logging, "ingest").Error("exit", "err", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.App[Config]{
+		Name: "ingest",
+		About: "the event-ingest stage (SPEC §2): writes a file of generated events into <shared>/events on every " +
+			"generation_interval boundary, registered with the pipeline API; serves /health, /ready, /metrics, " +
+			"GET /api/v1/events/stats and POST /api/v1/events (events for the next file).",
+		Defaults: defaults,
+		Commands: []cli.Command[Config]{
+			{Name: "run", About: "generate events files and serve the HTTP API", Setup: cli.Run(cli.NoArgs(run))},
+		},
+		Server: func(c *Config) httpapi.ServerConfig { return c.Server },
+	}.Main(os.Args[1:]))
 }
 
-func run(ctx context.Context, cfg *Config) error {
+func run(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, "ingest")
 	dir := spool.Dir(cfg.Shared)
 	seed := cfg.Generator.Seed

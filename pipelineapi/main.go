@@ -4,13 +4,9 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/shopledger/shopledger/internal/config"
+	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
 	"github.com/shopledger/shopledger/internal/sqldb"
@@ -19,23 +15,18 @@ import (
 )
 
 func main() {
-	path := flag.String("config", "", "TOML config file (default: built-in defaults and environment)")
-	flag.Parse()
-	cfg := defaults()
-	if err := config.Load(*path, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "pipelineapi:", err)
-		os.Exit(2)
-	}
-	log := logging.New(cfg.Logging, "pipelineapi")
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg); err != nil {
-		log.Error("exit", "err", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.App[Config]{
+		Name:     "pipelineapi",
+		About:    "the pipeline API (SPEC §3): tracks every events file through every stage on every shard, in pipeline_db.",
+		Defaults: defaults,
+		Commands: []cli.Command[Config]{
+			{Name: "serve", About: "serve the pipeline API, /health, /ready and /metrics", Setup: cli.Run(cli.NoArgs(serve))},
+		},
+		Server: func(c *Config) httpapi.ServerConfig { return c.Server },
+	}.Main(os.Args[1:]))
 }
 
-func run(ctx context.Context, cfg *Config) error {
+func serve(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, "pipelineapi")
 	if err := schema.Apply(ctx, cfg.Database, schema.Pipeline); err != nil {
 		return err

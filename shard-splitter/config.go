@@ -24,7 +24,7 @@ type Config struct {
 		PollInterval time.Duration `mapstructure:"poll_interval"`
 		ReturnHold   time.Duration `mapstructure:"return_hold"`
 	} `mapstructure:"splitter"`
-	// Server serves /health, /ready and /metrics; port 0 disables it.
+	// Server serves /health, /ready and /metrics; port -1 disables it.
 	Server  httpapi.ServerConfig `mapstructure:"server"`
 	Logging logging.Config       `mapstructure:"logging"`
 }
@@ -38,7 +38,7 @@ func defaults() *Config {
 	c.Database = sqldb.Config{Addr: "127.0.0.1:33060", User: "root", Database: "splitter_db"}
 	c.Splitter.PollInterval = 500 * time.Millisecond
 	c.Splitter.ReturnHold = 5 * time.Minute
-	c.Server = httpapi.ServerConfig{Host: "127.0.0.1", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	c.Server = httpapi.ServerConfig{Host: "127.0.0.1", Port: 8085, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	return c
 }
 
@@ -51,7 +51,7 @@ func (c *Config) Validate() error {
 	ch.Check(c.Splitter.PollInterval > 0, "splitter.poll_interval", "must be positive")
 	ch.Check(c.Splitter.ReturnHold > 0, "splitter.return_hold", "must be positive")
 	ch.Check(c.Database.Addr != "", "database.addr", "must be set")
-	ch.Check(c.Server.Port >= 0 && c.Server.Port < 65536, "server.port", "must be 0..65535 (0 disables), got %d", c.Server.Port)
+	ch.Check(c.Server.Port == -1 || c.Server.Port > 0 && c.Server.Port < 65536, "server.port", "must be -1 (no server) or 1..65535, got %d", c.Server.Port)
 	if err := c.Logging.Validate(); err != nil {
 		return err
 	}

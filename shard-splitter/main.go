@@ -4,15 +4,11 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/shopledger/shopledger/internal/config"
+	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
 	"github.com/shopledger/shopledger/internal/pipeline"
@@ -23,22 +19,19 @@ import (
 )
 
 func main() {
-	path := flag.String("config", "", "TOML config file (default: built-in defaults and environment)")
-	flag.Parse()
-	cfg := defaults()
-	if err := config.Load(*path, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "shard-splitter:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg); err != nil {
-		logging.New(cfg.Logging, "shard-splitter").Error("exit", "err", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.App[Config]{
+		Name: "shard-splitter",
+		About: "the shard-splitter stage (SPEC §2): splits every events file into one file per shard, routed by " +
+			"shop_id % N (returns without shop_id by their purchase); serves /health, /ready and /metrics.",
+		Defaults: defaults,
+		Commands: []cli.Command[Config]{
+			{Name: "run", About: "split files as they become ready", Setup: cli.Run(cli.NoArgs(run))},
+		},
+		Server: func(c *Config) httpapi.ServerConfig { return c.Server },
+	}.Main(os.Args[1:]))
 }
 
-func run(ctx context.Context, cfg *Config) error {
+func run(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, "shard-splitter")
 	if err := schema.Apply(ctx, cfg.Database, schema.Splitter); err != nil {
 		return err

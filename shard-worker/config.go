@@ -30,7 +30,8 @@ type Config struct {
 		InitialBalance string        `mapstructure:"initial_balance"`
 		PendingDelay   time.Duration `mapstructure:"pending_delay"`
 	} `mapstructure:"worker"`
-	// Server serves /health, /ready and /metrics; port 0 disables it.
+	// Server serves /health, /ready and /metrics; port 0 means 8090 + shard
+	// (SPEC §6), -1 disables it.
 	Server  httpapi.ServerConfig `mapstructure:"server"`
 	Logging logging.Config       `mapstructure:"logging"`
 }
@@ -60,12 +61,17 @@ func (c *Config) Validate() error {
 	ch.Check(c.Worker.PendingDelay > 0, "worker.pending_delay", "must be positive")
 	ib, err := money.Parse(c.Worker.InitialBalance)
 	ch.Check(err == nil && ib >= 0, "worker.initial_balance", "must be a non-negative amount, got %q", c.Worker.InitialBalance)
-	ch.Check(c.Server.Port >= 0 && c.Server.Port < 65536, "server.port", "must be 0..65535 (0 disables), got %d", c.Server.Port)
+	ch.Check(c.Server.Port >= -1 && c.Server.Port < 65536, "server.port", "must be -1 (no server), 0 (8090 + shard) or a port, got %d", c.Server.Port)
 	if err := c.Logging.Validate(); err != nil {
 		return err
 	}
-	if c.Database.Addr == "" && c.Shard >= 0 {
-		c.Database.Addr = fmt.Sprintf("127.0.0.1:%d", 33061+c.Shard)
+	if c.Shard >= 0 {
+		if c.Database.Addr == "" {
+			c.Database.Addr = fmt.Sprintf("127.0.0.1:%d", 33061+c.Shard)
+		}
+		if c.Server.Port == 0 {
+			c.Server.Port = 8090 + c.Shard
+		}
 	}
 	return ch.Err()
 }

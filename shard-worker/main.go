@@ -5,15 +5,12 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/shopledger/shopledger/internal/config"
+	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
 	"github.com/shopledger/shopledger/internal/money"
@@ -26,27 +23,20 @@ import (
 )
 
 func main() {
-	path := flag.String("config", "", "TOML config file (default: built-in defaults and environment)")
-	shardFlag := flag.Int("shard", -1, "shard number this worker owns (overrides the config key shard)")
-	flag.Parse()
-	cfg := defaults()
-	if *shardFlag >= 0 {
-		os.Setenv("SHARD", fmt.Sprint(*shardFlag))
-	}
-	if err := config.Load(*path, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "shard-worker:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log := logging.New(cfg.Logging, fmt.Sprintf("shard-worker-%d", cfg.Shard))
-	if err := run(ctx, cfg); err != nil {
-		log.Error("exit", "err", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.App[Config]{
+		Name: "shard-worker",
+		About: "one shard's worker: the shard-worker stage (validate the splitter's file, write the prepared file) " +
+			"and the mysql-sender stage (apply it to the shard under the rules of SPEC §4); serves /health, /ready and /metrics.",
+		Defaults: defaults,
+		Shard:    true,
+		Commands: []cli.Command[Config]{
+			{Name: "run", About: "work the shard's tasks as they become ready", Setup: cli.Run(cli.NoArgs(run))},
+		},
+		Server: func(c *Config) httpapi.ServerConfig { return c.Server },
+	}.Main(os.Args[1:]))
 }
 
-func run(ctx context.Context, cfg *Config) error {
+func run(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, fmt.Sprintf("shard-worker-%d", cfg.Shard))
 	if err := schema.Apply(ctx, cfg.Database, schema.Shard); err != nil {
 		return err

@@ -1,59 +1,101 @@
 // Command stack runs the whole product locally on its embedded defaults:
 // `stack run` starts the MariaDB instances (control on 33060, shard i on
-// 33061+i; data under ./.data), applies the migrations and runs every
-// component with its logs prefixed; Ctrl-C stops everything cleanly and a
-// second run resumes on the same data. It also runs the embedded
-// Kafka-protocol broker on 127.0.0.1:9092 and one cdc-producer per shard.
-// `stack migrate` only starts the
-// databases, migrates them and stops them.
+// 33061+i; data under ./.data), applies the migrations, starts the Kafka
+// broker on 127.0.0.1:9092 and runs every component with its logs prefixed;
+// Ctrl-C stops everything cleanly and a second run resumes on the same data.
+// `stack migrate` only starts the databases, migrates them and stops them.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/localstack"
 )
 
-func main() {
-	fs := flag.NewFlagSet("stack", flag.ExitOnError)
-	root := fs.String("data", "./.data", "data root (databases and the shared folder)")
-	shards := fs.Int("shards", 2, "number of shards")
-	bin := fs.String("bin", "", "folder with the component binaries (default: this binary's folder)")
-	if len(os.Args) < 2 || (os.Args[1] != "run" && os.Args[1] != "migrate") {
-		fmt.Fprintln(os.Stderr, "usage: stack run|migrate [--data DIR] [--shards N] [--bin DIR]")
-		os.Exit(2)
+type none struct{}
+
+// options are the flags both commands share.
+type options struct {
+	root   *string
+	shards *int
+	bin    *string
+}
+
+func flags(fs *flag.FlagSet) options {
+	return options{
+		root:   fs.String("data", "./.data", "data root `DIR` (databases, broker, shared folder)"),
+		shards: fs.Int("shards", 2, "number of shards `N` (1..64)"),
+		bin:    fs.String("bin", "", "`DIR` with the component binaries (default: this binary's folder)"),
 	}
-	fs.Parse(os.Args[2:])
-	if *shards < 1 || *shards > 64 {
-		fmt.Fprintln(os.Stderr, "stack: --shards must be 1..64")
-		os.Exit(2)
+}
+
+func (o options) layout() (localstack.Layout, string, error) {
+	if *o.shards < 1 || *o.shards > 64 {
+		return localstack.Layout{}, "", cli.Exit(cli.ExitUsage, errors.New("--shards must be 1..64"))
 	}
-	if *bin == "" {
+	bin := *o.bin
+	if bin == "" {
 		exe, _ := os.Executable()
-		*bin = filepath.Dir(exe)
+		bin = filepath.Dir(exe)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	l := localstack.DefaultLayout(*root, *shards)
-	if err := run(ctx, os.Args[1], l, *bin); err != nil {
-		fmt.Fprintln(os.Stderr, "stack:", err)
-		os.Exit(1)
-	}
+	return localstack.DefaultLayout(*o.root, *o.shards), bin, nil
+}
+
+func main() {
+	os.Exit(cli.App[none]{
+		Name: "stack",
+		About: "runs the whole product on one machine on its embedded defaults (SPEC §6 addresses, data under ./.data): " +
+			"MariaDB instances, the Kafka broker and every component, each log line prefixed by its component.",
+		Commands: []cli.Command[none]{
+			{Name: "run", About: "start everything; Ctrl-C stops it cleanly, a second run resumes on the same data",
+				Setup: func(fs *flag.FlagSet) cli.Runner[none] {
+					o := flags(fs)
+					return cli.NoArgs(func(ctx context.Context, _ *none, _ []string) error {
+						l, bin, err := o.layout()
+						if err != nil {
+							return err
+						}
+						return run(ctx, l, bin)
+					})
+				}},
+			{Name: "migrate", About: "start the local databases, apply every migration, stop them",
+				Setup: func(fs *flag.FlagSet) cli.Runner[none] {
+					o := flags(fs)
+					return cli.NoArgs(func(ctx context.Context, _ *none, _ []string) error {
+						l, _, err := o.layout()
+						if err != nil {
+							return err
+						}
+						return migrate(ctx, l)
+					})
+				}},
+		},
+	}.Main(os.Args[1:]))
 }
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stdout, "%-16s| %s\n", "stack", fmt.Sprintf(format, args...))
 }
 
-func run(ctx context.Context, cmd string, l localstack.Layout, bin string) error {
+func migrate(ctx context.Context, l localstack.Layout) error {
+	dbs, err := localstack.StartDatabases(ctx, l, logf)
+	if err != nil {
+		return err
+	}
+	logf("migrations applied; stopping databases")
+	dbs.Stop()
+	return nil
+}
+
+func run(ctx context.Context, l localstack.Layout, bin string) error {
 	if err := os.MkdirAll(l.Shared(), 0o755); err != nil {
 		return err
 	}
@@ -67,9 +109,6 @@ func run(ctx context.Context, cmd string, l localstack.Layout, bin string) error
 		logf("stopped")
 	}()
 	logf("migrations applied")
-	if cmd == "migrate" {
-		return nil
-	}
 	broker, err := localstack.StartBroker(ctx, 9092, filepath.Join(l.Root, "kafka"), localstack.CDCTopics()...)
 	if err != nil {
 		return err

@@ -8,8 +8,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,7 +33,7 @@ func Load(path string, cfg any) error {
 	v.SetConfigType("toml")
 	keys := leafKeys(reflect.TypeOf(cfg).Elem(), "")
 	for _, k := range keys {
-		if err := v.BindEnv(k, strings.ToUpper(strings.ReplaceAll(k, ".", "_"))); err != nil {
+		if err := v.BindEnv(k, EnvName(k)); err != nil {
 			return fmt.Errorf("config: bind %s: %w", k, err)
 		}
 	}
@@ -83,25 +85,46 @@ func isPrefix(k string, keys []string) bool {
 }
 
 // secondsHook lets a duration be written as a bare number of seconds, as the
-// original generator's config did ("generation_interval = 5").
+// original generator's config did ("generation_interval = 5"), in TOML and
+// in the environment alike (EVENTS_GENERATION_INTERVAL=86400); text with a
+// unit ("1m30s") is left to the duration hook.
 func secondsHook(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeOf(time.Duration(0)) {
 		return data, nil
 	}
+	var secs float64
 	switch v := data.(type) {
 	case int:
-		return time.Duration(v) * time.Second, nil
+		secs = float64(v)
 	case int64:
-		return time.Duration(v) * time.Second, nil
+		secs = float64(v)
 	case float64:
-		return time.Duration(v * float64(time.Second)), nil
+		secs = v
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return data, nil // not a bare number: "5s", "1m", or an error for the next hook
+		}
+		secs = f
+	default:
+		return data, nil
 	}
-	return data, nil
+	if math.IsNaN(secs) || math.IsInf(secs, 0) || math.Abs(secs) > math.MaxInt64/float64(time.Second) {
+		return nil, fmt.Errorf("duration %v is out of range", data)
+	}
+	return time.Duration(secs * float64(time.Second)), nil
 }
 
 // leafKeys lists the dotted mapstructure keys of every leaf field of t.
 func leafKeys(t reflect.Type, prefix string) []string {
 	var out []string
+	walk(reflect.New(t).Elem(), prefix, func(key string, _ reflect.Value) { out = append(out, key) })
+	return out
+}
+
+// walk calls fn with the dotted key and value of every leaf field of v.
+func walk(v reflect.Value, prefix string, fn func(key string, v reflect.Value)) {
+	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name := f.Tag.Get("mapstructure")
@@ -109,12 +132,62 @@ func leafKeys(t reflect.Type, prefix string) []string {
 			continue
 		}
 		key := prefix + name
-		ft := f.Type
-		if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Duration(0)) {
-			out = append(out, leafKeys(ft, key+".")...)
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+			walk(v.Field(i), key+".", fn)
 			continue
 		}
-		out = append(out, key)
+		fn(key, v.Field(i))
+	}
+}
+
+// EnvName is the environment variable that sets key: the key path
+// upper-cased with "_" for ".".
+func EnvName(key string) string { return strings.ToUpper(strings.ReplaceAll(key, ".", "_")) }
+
+// Key is one configuration key with its environment variable and value.
+type Key struct {
+	Name  string // dotted path, e.g. server.port
+	Env   string // e.g. SERVER_PORT
+	Value any
+}
+
+// Secret reports whether the key holds a secret, whose value is never
+// printed.
+func (k Key) Secret() bool {
+	n := strings.ToLower(k.Name)
+	return strings.Contains(n, "password") || strings.Contains(n, "secret") || strings.Contains(n, "token")
+}
+
+// Keys lists every key of cfg, a pointer to a config struct, in field order
+// with its current value.
+func Keys(cfg any) []Key {
+	var out []Key
+	walk(reflect.ValueOf(cfg).Elem(), "", func(key string, v reflect.Value) {
+		out = append(out, Key{Name: key, Env: EnvName(key), Value: v.Interface()})
+	})
+	return out
+}
+
+// ambientEnv are environment variables every process may have that are no
+// configuration of ours.
+var ambientEnv = map[string]bool{"PATH": true, "HOME": true, "HOSTNAME": true, "PWD": true, "OLDPWD": true, "SHLVL": true,
+	"TERM": true, "TZ": true, "LANG": true, "LANGUAGE": true, "USER": true, "LOGNAME": true, "SHELL": true, "_": true,
+	"SSL_CERT_FILE": true, "SSL_CERT_DIR": true, "GOCOVERDIR": true, "GODEBUG": true, "GOMAXPROCS": true, "GOMEMLIMIT": true}
+
+// UnknownEnv returns the names in environ (KEY=value entries) that are
+// neither a key of cfg nor an ambient variable such as PATH or LC_ALL: a
+// misspelt or misplaced setting that would otherwise be ignored.
+func UnknownEnv(cfg any, environ []string) []string {
+	known := map[string]bool{}
+	for _, k := range Keys(cfg) {
+		known[k.Env] = true
+	}
+	var out []string
+	for _, e := range environ {
+		name, _, _ := strings.Cut(e, "=")
+		if !known[name] && !ambientEnv[name] && !strings.HasPrefix(name, "LC_") {
+			out = append(out, name)
+		}
 	}
 	return out
 }

@@ -66,3 +66,33 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadBareSecondsEverywhere(t *testing.T) {
+	cases := []struct{ file, env string }{
+		{"[server]\nport = 1\ntimeout = 86400\n", ""},
+		{"[server]\nport = 1\ntimeout = \"86400\"\n", ""},
+		{"[server]\nport = 1\ntimeout = \"24h\"\n", ""},
+		{"[server]\nport = 1\n", "86400"},
+		{"[server]\nport = 1\n", "86400.0"},
+		{"[server]\nport = 1\n", "24h"},
+	}
+	for _, c := range cases {
+		cfg := &testCfg{}
+		if c.env != "" {
+			t.Setenv("SERVER_TIMEOUT", c.env)
+		}
+		if err := Load(write(t, c.file), cfg); err != nil {
+			t.Errorf("Load(%q, SERVER_TIMEOUT=%q): %v", c.file, c.env, err)
+			continue
+		}
+		if cfg.Server.Timeout != 24*time.Hour {
+			t.Errorf("Load(%q, SERVER_TIMEOUT=%q) timeout = %s, want 24h", c.file, c.env, cfg.Server.Timeout)
+		}
+	}
+	for _, bad := range []string{"NaN", "1e300", "soon"} {
+		t.Setenv("SERVER_TIMEOUT", bad)
+		if err := Load(write(t, "[server]\nport = 1\n"), &testCfg{}); err == nil || !strings.Contains(err.Error(), "timeout") {
+			t.Errorf("Load(SERVER_TIMEOUT=%q) error = %v, want one naming the key", bad, err)
+		}
+	}
+}

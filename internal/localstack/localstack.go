@@ -291,6 +291,26 @@ type Endpoints struct {
 	Brokers string
 	// BalancePort and CachePort are the consumers' REST ports.
 	BalancePort, CachePort int
+	// SplitterPort, WorkerPorts[i] and ProducerPorts[i] serve /health,
+	// /ready and /metrics; zero (or a short list) leaves the SPEC §6 default
+	// (8085, 8090+i, 8100+i).
+	SplitterPort               int
+	WorkerPorts, ProducerPorts []int
+}
+
+// portEnv sets SERVER_PORT when port is not zero.
+func portEnv(port int) []string {
+	if port == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("SERVER_PORT=%d", port)}
+}
+
+func at(ports []int, i int) int {
+	if i < len(ports) {
+		return ports[i]
+	}
+	return 0
 }
 
 // Components returns the product's processes for layout l, with binaries
@@ -308,16 +328,16 @@ func Components(l Layout, binDir string, out io.Writer, ep Endpoints, extraEnv m
 	}
 	procs := []*Process{
 		mk("pipelineapi", "pipelineapi", nil, fmt.Sprintf("SERVER_PORT=%d", ep.PipelinePort), "DATABASE_ADDR="+l.ControlAddr()),
-		mk("shard-splitter", "shard-splitter", nil, "DATABASE_ADDR="+l.ControlAddr()),
+		mk("shard-splitter", "shard-splitter", nil, append(portEnv(ep.SplitterPort), "DATABASE_ADDR="+l.ControlAddr())...),
 	}
 	for i := range l.Shards {
 		procs = append(procs, mk(fmt.Sprintf("shard-worker-%d", i), "shard-worker", []string{"--shard", fmt.Sprint(i)},
-			"DATABASE_ADDR="+l.ShardAddr(i)))
+			append(portEnv(at(ep.WorkerPorts, i)), "DATABASE_ADDR="+l.ShardAddr(i))...))
 	}
 	if ep.Brokers != "" {
 		for i := range l.Shards {
 			procs = append(procs, mk(fmt.Sprintf("cdc-producer-%d", i), "cdc-producer", []string{"--shard", fmt.Sprint(i)},
-				"DATABASE_ADDR="+l.ShardAddr(i), "KAFKA_BROKERS="+ep.Brokers))
+				append(portEnv(at(ep.ProducerPorts, i)), "DATABASE_ADDR="+l.ShardAddr(i), "KAFKA_BROKERS="+ep.Brokers)...))
 		}
 		shards := make([]string, l.Shards)
 		for i := range shards {

@@ -10,17 +10,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/config"
 	"github.com/shopledger/shopledger/internal/consume"
 	"github.com/shopledger/shopledger/internal/httpapi"
@@ -64,77 +61,61 @@ type Parts struct {
 // Spec names a consumer.
 type Spec struct {
 	Name   string
+	About  string // for --help
 	Schema schema.Set
 	Build  func(db *sql.DB, log *slog.Logger) Parts
 }
 
-const usage = `usage: %[1]s [serve] [--config FILE]
-       %[1]s reconcile [--config FILE] [--wait DURATION]
-       %[1]s reset-offsets [--config FILE]
+// Exit codes of reconcile: differences found, or no comparison made.
+const (
+	ExitDifferences = 1
+	ExitNoCompare   = 3
+)
 
-serve          consume the change topics into the database and answer REST (default)
-reconcile      compare the database with the shards; print every difference, exit 1 on any
-reset-offsets  set the consumer group's offsets to the start of every topic (stop the group first)
-`
-
-// Main runs the command line args with cfg holding the defaults, and
-// returns the exit code: 0 done, 1 differences found, 2 bad usage or
-// configuration, 3 failure.
-func Main(spec Spec, args []string, cfg *Config, stdout, stderr io.Writer) int {
-	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+// App is the consumer's command line: serve (the default), reconcile and
+// reset-offsets, plus config and healthcheck.
+func App(spec Spec, defaults func() *Config) cli.App[Config] {
+	return cli.App[Config]{
+		Name:     spec.Name,
+		About:    spec.About,
+		Defaults: defaults,
+		Commands: []cli.Command[Config]{
+			{Name: "serve", About: "consume the change topics into the database and answer REST", Setup: cli.Run(cli.NoArgs(
+				func(ctx context.Context, cfg *Config, _ []string) error {
+					return serve(ctx, spec, cfg, logging.New(cfg.Logging, spec.Name))
+				}))},
+			{Name: "reconcile", About: "compare the database with the shards; print every difference, exit 1 on any",
+				Setup: func(fs *flag.FlagSet) cli.Runner[Config] {
+					wait := fs.Duration("wait", 0, "compare again until no difference is left or this much time has passed")
+					return cli.NoArgs(func(ctx context.Context, cfg *Config, _ []string) error {
+						diffs, err := reconcile(ctx, spec, cfg, logging.New(cfg.Logging, spec.Name), *wait)
+						if err != nil {
+							return cli.Exit(ExitNoCompare, err)
+						}
+						for _, d := range diffs {
+							fmt.Println(d)
+						}
+						if len(diffs) > 0 {
+							fmt.Printf("%d differences\n", len(diffs))
+							return cli.Exit(ExitDifferences, nil)
+						}
+						fmt.Println("no difference")
+						return nil
+					})
+				}},
+			{Name: "reset-offsets", About: "set the consumer group's offsets to the start of every topic (stop the group first)",
+				Setup: cli.Run(cli.NoArgs(func(ctx context.Context, cfg *Config, _ []string) error {
+					n, err := consume.ResetOffsets(ctx, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Kafka.Topics)
+					if err == nil {
+						fmt.Printf("group %s: %d partitions reset to their first offset\n", cfg.Kafka.Group, n)
+					}
+					return err
+				}))},
+		},
+		Server: func(c *Config) httpapi.ServerConfig { return c.Server },
+		ExitCodes: map[int]string{ExitDifferences: "reconcile found differences (each is printed)",
+			ExitNoCompare: "reconcile could not compare (a database unreachable, say)"},
 	}
-	fs := flag.NewFlagSet(spec.Name+" "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintf(stderr, usage, spec.Name); fs.PrintDefaults() }
-	path := fs.String("config", "", "TOML config file (default: built-in defaults and environment)")
-	wait := fs.Duration("wait", 0, "reconcile: compare again until no difference is left or this much time has passed")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", spec.Name, fs.Arg(0))
-		return 2
-	}
-	if err := config.Load(*path, cfg); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", spec.Name, err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log := logging.New(cfg.Logging, spec.Name)
-	var err error
-	switch cmd {
-	case "serve":
-		err = serve(ctx, spec, cfg, log)
-	case "reconcile":
-		var diffs []string
-		if diffs, err = reconcile(ctx, spec, cfg, log, *wait); err == nil {
-			for _, d := range diffs {
-				fmt.Fprintln(stdout, d)
-			}
-			if len(diffs) > 0 {
-				fmt.Fprintf(stdout, "%d differences\n", len(diffs))
-				return 1
-			}
-			fmt.Fprintln(stdout, "no difference")
-		}
-	case "reset-offsets":
-		var n int
-		if n, err = consume.ResetOffsets(ctx, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Kafka.Topics); err == nil {
-			fmt.Fprintf(stdout, "group %s: %d partitions reset to their first offset\n", cfg.Kafka.Group, n)
-		}
-	default:
-		fmt.Fprintf(stderr, "%s: unknown command %q\n", spec.Name, cmd)
-		fs.Usage()
-		return 2
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "%s %s: %v\n", spec.Name, cmd, err)
-		return 3
-	}
-	return 0
 }
 
 func serve(ctx context.Context, spec Spec, cfg *Config, log *slog.Logger) error {
