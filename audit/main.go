@@ -31,7 +31,7 @@ type Config struct {
 
 func defaults() *Config {
 	c := &Config{Shared: "./.data/shared", Shards: shard.DefaultConns()}
-	c.Control.Addr, c.Control.User = "127.0.0.1:33060", "root"
+	c.Control.Addr, c.Control.User = "127.0.0.1:33060", "reader"
 	return c
 }
 

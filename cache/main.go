@@ -42,7 +42,7 @@ func build(db *sql.DB, log *slog.Logger) service.Parts {
 func defaults() *service.Config {
 	return &service.Config{
 		Server:   httpapi.ServerConfig{Host: "127.0.0.1", Port: 8084, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute},
-		Database: sqldb.Config{Addr: "127.0.0.1:33060", User: "root", Database: "cache_db"},
+		Database: sqldb.Config{Addr: "127.0.0.1:33060", User: "cache", Database: "cache_db"},
 		Kafka: consume.Config{Brokers: []string{"127.0.0.1:9092"}, Group: "cache", Topics: []string{"shop.shop", "shop.shop_state", "shop.events"},
 			BatchSize: 5000, BatchWait: 20 * time.Millisecond, SessionTimeout: 10 * time.Second},
 		Shards:  shard.DefaultConns(),

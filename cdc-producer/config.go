@@ -46,7 +46,7 @@ type Config struct {
 
 func defaults() *Config {
 	c := &Config{Shard: -1, Logging: logging.Default}
-	c.Database = sqldb.Config{User: "root", Database: "shop"}
+	c.Database = sqldb.Config{User: "cdc", Database: "shop"}
 	c.Capture.SnapshotMode = "initial"
 	c.Capture.FlushRows = 5000
 	c.Capture.Tables = []string{"events", "account_transaction", "purchase_history", "order_return", "shop", "shop_state", "user", "good"}

@@ -220,19 +220,23 @@ func (s *stack) waitFinished(timeout time.Duration) {
 	}
 }
 
-// auditSources are the stack's databases and shared folder.
+// auditSources are the stack's databases, read as the audit's least-privilege
+// user, and shared folder.
 func (s *stack) auditSources() audit.Sources {
 	s.t.Helper()
 	open := func(addr, db string) *sql.DB {
-		d, err := sqldb.Open(sqldb.Config{Addr: addr, User: "root", Database: db})
+		d, err := sqldb.Open(sqldb.Config{Addr: addr, User: "reader", Database: db})
 		if err != nil {
 			s.t.Fatal(err)
 		}
 		s.t.Cleanup(func() { d.Close() })
 		return d
 	}
-	return audit.Sources{Shards: s.shards, Spool: s.spool,
-		Pipeline: open(s.layout.ControlAddr(), "pipeline_db"), Splitter: open(s.layout.ControlAddr(), "splitter_db")}
+	src := audit.Sources{Spool: s.spool, Pipeline: open(s.layout.ControlAddr(), "pipeline_db"), Splitter: open(s.layout.ControlAddr(), "splitter_db")}
+	for i := range s.layout.Shards {
+		src.Shards = append(src.Shards, open(s.layout.ShardAddr(i), "shop"))
+	}
+	return src
 }
 
 // audit runs the audit over the stack and fails the test on any problem.

@@ -17,7 +17,7 @@ type Config struct {
 func defaults() *Config {
 	c := &Config{Logging: logging.Default}
 	c.Server = httpapi.ServerConfig{Host: "127.0.0.1", Port: 8082, ReadTimeout: 10e9, WriteTimeout: 10e9, IdleTimeout: 60e9}
-	c.Database = sqldb.Config{Addr: "127.0.0.1:33060", User: "root", Database: "pipeline_db"}
+	c.Database = sqldb.Config{Addr: "127.0.0.1:33060", User: "pipelineapi", Database: "pipeline_db"}
 	return c
 }
 

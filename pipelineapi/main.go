@@ -28,7 +28,7 @@ func main() {
 
 func serve(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, "pipelineapi")
-	if err := schema.Apply(ctx, cfg.Database, schema.Pipeline); err != nil {
+	if err := schema.Await(ctx, cfg.Database, schema.Pipeline, log); err != nil {
 		return err
 	}
 	db, err := sqldb.Open(cfg.Database)

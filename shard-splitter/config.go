@@ -35,7 +35,7 @@ func defaults() *Config {
 	c.Pipeline.ShardsCount = 2
 	c.Pipeline.Timeout = 5 * time.Second
 	c.Pipeline.Retries = 5
-	c.Database = sqldb.Config{Addr: "127.0.0.1:33060", User: "root", Database: "splitter_db"}
+	c.Database = sqldb.Config{Addr: "127.0.0.1:33060", User: "splitter", Database: "splitter_db"}
 	c.Splitter.PollInterval = 500 * time.Millisecond
 	c.Splitter.ReturnHold = 5 * time.Minute
 	c.Server = httpapi.ServerConfig{Host: "127.0.0.1", Port: 8085, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}

@@ -33,7 +33,7 @@ func main() {
 
 func run(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, "shard-splitter")
-	if err := schema.Apply(ctx, cfg.Database, schema.Splitter); err != nil {
+	if err := schema.Await(ctx, cfg.Database, schema.Splitter, log); err != nil {
 		return err
 	}
 	db, err := sqldb.Open(cfg.Database)

@@ -41,7 +41,7 @@ func defaults() *Config {
 	c.Pipeline.URL = "http://127.0.0.1:8082/api/v1/pipeline"
 	c.Pipeline.Timeout = 5 * time.Second
 	c.Pipeline.Retries = 5
-	c.Database = sqldb.Config{User: "root", Database: "shop"}
+	c.Database = sqldb.Config{User: "worker", Database: "shop"}
 	c.Worker.BatchSize = 5000
 	c.Worker.PollInterval = 500 * time.Millisecond
 	c.Worker.InitialBalance = "1000.00"

@@ -38,7 +38,7 @@ func main() {
 
 func run(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, fmt.Sprintf("shard-worker-%d", cfg.Shard))
-	if err := schema.Apply(ctx, cfg.Database, schema.Shard); err != nil {
+	if err := schema.Await(ctx, cfg.Database, schema.Shard, log); err != nil {
 		return err
 	}
 	db, err := sqldb.Open(cfg.Database)

@@ -3,7 +3,9 @@
 // 33061+i; data under ./.data), applies the migrations, starts the Kafka
 // broker on 127.0.0.1:9092 and runs every component with its logs prefixed;
 // Ctrl-C stops everything cleanly and a second run resumes on the same data.
-// `stack migrate` only starts the databases, migrates them and stops them.
+// `stack migrate` only starts the databases, migrates them and stops them;
+// with [migrate] addresses configured, it migrates those servers instead
+// (the compose stack's one-shot migrate service).
 package main
 
 import (
@@ -18,9 +20,31 @@ import (
 
 	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/localstack"
+	"github.com/shopledger/shopledger/internal/sqldb"
 )
 
-type none struct{}
+// Config is what `stack migrate` reads when it migrates servers of a
+// deployment rather than the local ones.
+type Config struct {
+	Migrate struct {
+		// ControlAddr and ShardAddrs are the servers to migrate; when both
+		// are empty, migrate starts and migrates the local instances.
+		ControlAddr string   `mapstructure:"control_addr"`
+		ShardAddrs  []string `mapstructure:"shard_addrs"`
+		// User and Password log in with the right to create and alter the
+		// databases (the migrator role of schema.Roles).
+		User     string `mapstructure:"user"`
+		Password string `mapstructure:"password"`
+		// Wait is how long to wait for the servers to answer.
+		Wait time.Duration `mapstructure:"wait"`
+	} `mapstructure:"migrate"`
+}
+
+func defaults() *Config {
+	c := &Config{}
+	c.Migrate.User, c.Migrate.Wait = "migrator", time.Minute
+	return c
+}
 
 // options are the flags both commands share.
 type options struct {
@@ -50,15 +74,16 @@ func (o options) layout() (localstack.Layout, string, error) {
 }
 
 func main() {
-	os.Exit(cli.App[none]{
+	os.Exit(cli.App[Config]{
 		Name: "stack",
 		About: "runs the whole product on one machine on its embedded defaults (SPEC §6 addresses, data under ./.data): " +
 			"MariaDB instances, the Kafka broker and every component, each log line prefixed by its component.",
-		Commands: []cli.Command[none]{
+		Defaults: defaults,
+		Commands: []cli.Command[Config]{
 			{Name: "run", About: "start everything; Ctrl-C stops it cleanly, a second run resumes on the same data",
-				Setup: func(fs *flag.FlagSet) cli.Runner[none] {
+				Setup: func(fs *flag.FlagSet) cli.Runner[Config] {
 					o := flags(fs)
-					return cli.NoArgs(func(ctx context.Context, _ *none, _ []string) error {
+					return cli.NoArgs(func(ctx context.Context, _ *Config, _ []string) error {
 						l, bin, err := o.layout()
 						if err != nil {
 							return err
@@ -66,10 +91,13 @@ func main() {
 						return run(ctx, l, bin)
 					})
 				}},
-			{Name: "migrate", About: "start the local databases, apply every migration, stop them",
-				Setup: func(fs *flag.FlagSet) cli.Runner[none] {
+			{Name: "migrate", About: "apply every migration and create the users: of the local databases (started and stopped), or of the servers in [migrate]",
+				Setup: func(fs *flag.FlagSet) cli.Runner[Config] {
 					o := flags(fs)
-					return cli.NoArgs(func(ctx context.Context, _ *none, _ []string) error {
+					return cli.NoArgs(func(ctx context.Context, cfg *Config, _ []string) error {
+						if cfg.Migrate.ControlAddr != "" || len(cfg.Migrate.ShardAddrs) > 0 {
+							return migrateServers(ctx, cfg)
+						}
 						l, _, err := o.layout()
 						if err != nil {
 							return err
@@ -92,6 +120,40 @@ func migrate(ctx context.Context, l localstack.Layout) error {
 	}
 	logf("migrations applied; stopping databases")
 	dbs.Stop()
+	return nil
+}
+
+// migrateServers migrates the databases of a deployment's servers, whose
+// users its init scripts created; it waits for each server to answer.
+func migrateServers(ctx context.Context, cfg *Config) error {
+	m := cfg.Migrate
+	type target struct {
+		addr    string
+		migrate func(context.Context, sqldb.Config) error
+	}
+	var targets []target
+	if m.ControlAddr != "" {
+		targets = append(targets, target{m.ControlAddr, localstack.MigrateControl})
+	}
+	for _, a := range m.ShardAddrs {
+		targets = append(targets, target{a, localstack.MigrateShard})
+	}
+	for _, t := range targets {
+		c := sqldb.Config{Addr: t.addr, User: m.User, Password: m.Password}
+		deadline := time.Now().Add(m.Wait)
+		for {
+			err := t.migrate(ctx, c)
+			if err == nil {
+				logf("%s: migrated", t.addr)
+				break
+			}
+			if ctx.Err() != nil || time.Now().After(deadline) {
+				return fmt.Errorf("migrate %s: %w", t.addr, err)
+			}
+			logf("%s: %v; retrying", t.addr, err)
+			time.Sleep(2 * time.Second)
+		}
+	}
 	return nil
 }
 

@@ -103,23 +103,61 @@ func StartDatabases(ctx context.Context, l Layout, logf func(string, ...any)) (*
 	return d, nil
 }
 
-// Migrate applies every database's migrations.
+// Migrate applies every database's migrations and creates every
+// component's least-privilege user (without password: the instances listen
+// on 127.0.0.1 only), so that the components never connect as root.
 func (d *Databases) Migrate(ctx context.Context) error {
-	root := sqldb.Config{Addr: d.Control.Addr(), User: "root"}
-	for _, m := range []struct {
-		db  string
-		set schema.Set
-	}{{"pipeline_db", schema.Pipeline}, {"splitter_db", schema.Splitter}, {"balance_db", schema.Balance}, {"cache_db", schema.Cache}} {
-		c := root
-		c.Database = m.db
-		if err := schema.Apply(ctx, c, m.set); err != nil {
+	if err := MigrateControl(ctx, sqldb.Config{Addr: d.Control.Addr(), User: "root"}); err != nil {
+		return err
+	}
+	if err := createUsers(ctx, d.Control, schema.ControlServer); err != nil {
+		return err
+	}
+	for _, s := range d.Shards {
+		if err := MigrateShard(ctx, sqldb.Config{Addr: s.Addr(), User: "root"}); err != nil {
+			return err
+		}
+		if err := createUsers(ctx, s, schema.ShardServer); err != nil {
 			return err
 		}
 	}
-	for _, s := range d.Shards {
-		if err := schema.Apply(ctx, sqldb.Config{Addr: s.Addr(), User: "root", Database: "shop"}, schema.Shard); err != nil {
+	return nil
+}
+
+// ControlDatabases are the databases of the control server and their
+// migrations.
+var ControlDatabases = []struct {
+	Name string
+	Set  schema.Set
+}{{"pipeline_db", schema.Pipeline}, {"splitter_db", schema.Splitter}, {"balance_db", schema.Balance}, {"cache_db", schema.Cache}}
+
+// MigrateControl creates and migrates every database of the control
+// server at c (c.Database is ignored).
+func MigrateControl(ctx context.Context, c sqldb.Config) error {
+	for _, m := range ControlDatabases {
+		c.Database = m.Name
+		if err := schema.Apply(ctx, c, m.Set); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// MigrateShard creates and migrates the shop database of the shard server
+// at c (c.Database is ignored).
+func MigrateShard(ctx context.Context, c sqldb.Config) error {
+	c.Database = "shop"
+	return schema.Apply(ctx, c, schema.Shard)
+}
+
+func createUsers(ctx context.Context, inst *localdb.Instance, s schema.Server) error {
+	db, err := inst.DB("")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := schema.CreateUsers(ctx, db, s, func(string) string { return "" }); err != nil {
+		return fmt.Errorf("%s: %w", inst.Name, err)
 	}
 	return nil
 }

@@ -119,7 +119,7 @@ func App(spec Spec, defaults func() *Config) cli.App[Config] {
 }
 
 func serve(ctx context.Context, spec Spec, cfg *Config, log *slog.Logger) error {
-	if err := migrate(ctx, spec, cfg, log); err != nil {
+	if err := schema.Await(ctx, cfg.Database, spec.Schema, log); err != nil {
 		return err
 	}
 	db, err := sqldb.Open(cfg.Database)
@@ -144,22 +144,6 @@ func serve(ctx context.Context, spec Spec, cfg *Config, log *slog.Logger) error 
 	log.Info("started", "database", cfg.Database.Addr+"/"+cfg.Database.Database, "brokers", cfg.Kafka.Brokers,
 		"group", cfg.Kafka.Group, "topics", cfg.Kafka.Topics, "port", cfg.Server.Port)
 	return g.Wait()
-}
-
-// migrate applies the schema, waiting for the database to come up.
-func migrate(ctx context.Context, spec Spec, cfg *Config, log *slog.Logger) error {
-	for attempt := 1; ; attempt++ {
-		err := schema.Apply(ctx, cfg.Database, spec.Schema)
-		if err == nil || ctx.Err() != nil || attempt == 30 {
-			return err
-		}
-		log.Warn("database not ready; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
 }
 
 func reconcile(ctx context.Context, spec Spec, cfg *Config, log *slog.Logger, wait time.Duration) ([]string, error) {

@@ -39,7 +39,7 @@ type Conns struct {
 }
 
 // DefaultConns are the local stack's shards.
-func DefaultConns() Conns { return Conns{Count: 2, Database: "shop", User: "root"} }
+func DefaultConns() Conns { return Conns{Count: 2, Database: "shop", User: "reader"} }
 
 // Addr returns shard i's host:port.
 func (c Conns) Addr(i int) string {

@@ -19,9 +19,10 @@ import (
 
 var serverIDs atomic.Uint32
 
-// MariaDB starts a fresh instance for t and stops it at cleanup. Its data
-// directory lives under t.TempDir(), except that the server log is printed
-// when the test failed.
+// MariaDB starts a fresh instance for t and stops it at cleanup, with the
+// least-privilege users of both kinds of server (schema.Roles, without
+// passwords), so that tests connect components as in production. The
+// server log is printed when the test failed.
 func MariaDB(t testing.TB) *localdb.Instance {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -50,6 +51,16 @@ func MariaDB(t testing.TB) *localdb.Instance {
 			t.Fatalf("start MariaDB: %v", err)
 		}
 	}
+	users, err := inst.DB("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer users.Close()
+	for _, s := range []schema.Server{schema.ControlServer, schema.ShardServer} {
+		if err := schema.CreateUsers(ctx, users, s, func(string) string { return "" }); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(func() {
 		if err := inst.Stop(); err != nil {
 			t.Logf("stop MariaDB: %v", err)
@@ -64,9 +75,22 @@ func MariaDB(t testing.TB) *localdb.Instance {
 	return inst
 }
 
-// Config returns the connection config for database name on inst.
+// Config returns the connection config of root for database name on inst,
+// for test set-up and inspection.
 func Config(inst *localdb.Instance, name string) sqldb.Config {
 	return sqldb.Config{Addr: inst.Addr(), User: "root", Database: name}
+}
+
+// As opens database name on inst as user (a schema.Roles user), the way
+// the component of that role connects; closed at cleanup.
+func As(t testing.TB, inst *localdb.Instance, user, name string) *sql.DB {
+	t.Helper()
+	db, err := sqldb.Open(sqldb.Config{Addr: inst.Addr(), User: user, Database: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // Database creates database name on inst, applies set's migrations and

@@ -19,7 +19,8 @@ import (
 
 func TestAPI(t *testing.T) {
 	inst := stacktest.MariaDB(t)
-	db := stacktest.Database(t, inst, "balance_db", schema.Balance)
+	stacktest.Database(t, inst, "balance_db", schema.Balance)
+	db := stacktest.As(t, inst, "balance", "balance_db")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := store.New(db, log)
 	tx := func(shard int, pos uint32, id, user int64, amount, typ string) cdctest.Change {

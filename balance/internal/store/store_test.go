@@ -94,7 +94,8 @@ func (h *history) check(t *testing.T, s *Store) {
 
 func newStore(t *testing.T) (*Store, *sql.DB) {
 	inst := stacktest.MariaDB(t)
-	db := stacktest.Database(t, inst, "balance_db", schema.Balance)
+	stacktest.Database(t, inst, "balance_db", schema.Balance)
+	db := stacktest.As(t, inst, "balance", "balance_db")
 	return New(db, quiet), db
 }
 

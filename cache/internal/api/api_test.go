@@ -19,7 +19,8 @@ import (
 
 func TestAPI(t *testing.T) {
 	inst := stacktest.MariaDB(t)
-	db := stacktest.Database(t, inst, "cache_db", schema.Cache)
+	stacktest.Database(t, inst, "cache_db", schema.Cache)
+	db := stacktest.As(t, inst, "cache", "cache_db")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := store.New(db, log)
 	big := int64(9223372036854775807)

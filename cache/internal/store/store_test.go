@@ -151,7 +151,8 @@ func (h *history) check(t *testing.T, db *sql.DB) {
 
 func newStore(t *testing.T) (*Store, *sql.DB) {
 	inst := stacktest.MariaDB(t)
-	db := stacktest.Database(t, inst, "cache_db", schema.Cache)
+	stacktest.Database(t, inst, "cache_db", schema.Cache)
+	db := stacktest.As(t, inst, "cache", "cache_db")
 	return New(db, quiet), db
 }
 

@@ -53,7 +53,7 @@ func setup(t *testing.T, snapshot string) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, inst: inst, db: db, port: port, dir: t.TempDir(), cfg: Config{
-		Shard: 1, Addr: inst.Addr(), User: "root", Database: "shop", ServerID: 1001, TopicPrefix: "shop", FlushRows: 5000,
+		Shard: 1, Addr: inst.Addr(), User: "cdc", Database: "shop", ServerID: 1001, TopicPrefix: "shop", FlushRows: 5000,
 		Snapshot: snapshot, Tables: map[string]Key{"good": {Columns: []string{"id"}},
 			"events": {Ordering: true}, "account_transaction": {Columns: []string{"user_id"}}},
 	}}

@@ -22,7 +22,8 @@ import (
 func newServer(t *testing.T) string {
 	t.Helper()
 	inst := stacktest.MariaDB(t)
-	db := stacktest.Database(t, inst, "pipeline_db", schema.Pipeline)
+	stacktest.Database(t, inst, "pipeline_db", schema.Pipeline)
+	db := stacktest.As(t, inst, "pipelineapi", "pipeline_db")
 	srv := httptest.NewServer(NewHandler(NewStore(db), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry()))
 	t.Cleanup(srv.Close)
 	return srv.URL

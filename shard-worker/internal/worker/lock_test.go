@@ -12,7 +12,8 @@ import (
 
 func TestSecondWriterIsRefused(t *testing.T) {
 	inst := stacktest.MariaDB(t)
-	db := stacktest.Database(t, inst, "shop", schema.Shard)
+	stacktest.Database(t, inst, "shop", schema.Shard)
+	db := stacktest.As(t, inst, "worker", "shop")
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan struct{})
 	done := make(chan error, 1)
