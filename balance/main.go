@@ -21,6 +21,7 @@ import (
 	"github.com/shopledger/shopledger/internal/service"
 	"github.com/shopledger/shopledger/internal/shard"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/topics"
 	"github.com/shopledger/shopledger/schema"
 )
 
@@ -42,7 +43,7 @@ func defaults() *service.Config {
 	return &service.Config{
 		Server:   httpapi.ServerConfig{Host: "127.0.0.1", Port: 8083, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute},
 		Database: sqldb.Config{Addr: "127.0.0.1:33060", User: "balance", Database: "balance_db"},
-		Kafka: consume.Config{Brokers: []string{"127.0.0.1:9092"}, Group: "balance", Topics: []string{"shop.account_transaction"},
+		Kafka: consume.Config{Brokers: []string{"127.0.0.1:9092"}, Group: "balance", Topics: []string{topics.Table(topics.DefaultPrefix, "account_transaction")},
 			BatchSize: 10000, BatchWait: 20 * time.Millisecond, SessionTimeout: 10 * time.Second},
 		Shards:  shard.DefaultConns(),
 		Logging: logging.Default,

@@ -22,6 +22,7 @@ import (
 	"github.com/shopledger/shopledger/internal/service"
 	"github.com/shopledger/shopledger/internal/shard"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/topics"
 	"github.com/shopledger/shopledger/schema"
 )
 
@@ -43,7 +44,8 @@ func defaults() *service.Config {
 	return &service.Config{
 		Server:   httpapi.ServerConfig{Host: "127.0.0.1", Port: 8084, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute},
 		Database: sqldb.Config{Addr: "127.0.0.1:33060", User: "cache", Database: "cache_db"},
-		Kafka: consume.Config{Brokers: []string{"127.0.0.1:9092"}, Group: "cache", Topics: []string{"shop.shop", "shop.shop_state", "shop.events"},
+		Kafka: consume.Config{Brokers: []string{"127.0.0.1:9092"}, Group: "cache", Topics: []string{topics.Table(topics.DefaultPrefix, "shop"),
+			topics.Table(topics.DefaultPrefix, "shop_state"), topics.Table(topics.DefaultPrefix, "events")},
 			BatchSize: 5000, BatchWait: 20 * time.Millisecond, SessionTimeout: 10 * time.Second},
 		Shards:  shard.DefaultConns(),
 		Logging: logging.Default,

@@ -11,6 +11,7 @@ import (
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/topics"
 )
 
 // Config is cdc-producer's configuration (cdc-producer.toml); one process
@@ -35,8 +36,10 @@ type Config struct {
 	Kafka struct {
 		Brokers         []string `mapstructure:"brokers"`
 		TopicPrefix     string   `mapstructure:"topic_prefix"`
-		Partitions      int      `mapstructure:"partitions"`
 		CheckpointTopic string   `mapstructure:"checkpoint_topic"`
+		// Topics are the partitions, replication and retention of the
+		// topics this producer creates.
+		Topics topics.Settings `mapstructure:",squash"`
 	} `mapstructure:"kafka"`
 	// Server serves /health, /ready and /metrics; port 0 means 8100 + shard
 	// (SPEC §6), -1 disables it.
@@ -49,13 +52,13 @@ func defaults() *Config {
 	c.Database = sqldb.Config{User: "cdc", Database: "shop"}
 	c.Capture.SnapshotMode = "initial"
 	c.Capture.FlushRows = 5000
-	c.Capture.Tables = []string{"events", "account_transaction", "purchase_history", "order_return", "shop", "shop_state", "user", "good"}
+	c.Capture.Tables = append([]string(nil), topics.CDCTables...)
 	c.Capture.Keys = map[string]string{"events": "ordering", "account_transaction": "user_id", "purchase_history": "order_id",
 		"order_return": "order_id", "shop": "id", "shop_state": "shop_id"}
 	c.Kafka.Brokers = []string{"127.0.0.1:9092"}
-	c.Kafka.TopicPrefix = "shop"
-	c.Kafka.Partitions = 3
-	c.Kafka.CheckpointTopic = "shop.cdc-checkpoints"
+	c.Kafka.TopicPrefix = topics.DefaultPrefix
+	c.Kafka.Topics = topics.DefaultSettings
+	c.Kafka.CheckpointTopic = topics.Checkpoints(topics.DefaultPrefix)
 	c.Server = httpapi.ServerConfig{Host: "127.0.0.1", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	return c
 }
@@ -71,7 +74,7 @@ func (c *Config) Validate() error {
 	ch.Check(len(c.Capture.Tables) > 0, "capture.tables", "must list at least one table")
 	ch.Check(len(c.Kafka.Brokers) > 0, "kafka.brokers", "must list at least one broker")
 	ch.Check(c.Kafka.TopicPrefix != "", "kafka.topic_prefix", "must be set")
-	ch.Check(c.Kafka.Partitions >= 1, "kafka.partitions", "must be at least 1")
+	c.Kafka.Topics.Check(&ch, "kafka")
 	ch.Check(c.Kafka.CheckpointTopic != "", "kafka.checkpoint_topic", "must be set")
 	ch.Check(c.Server.Port >= -1 && c.Server.Port < 65536, "server.port", "must be -1 (no server), 0 (8100 + shard) or a port, got %d", c.Server.Port)
 	for t := range c.Capture.Keys {

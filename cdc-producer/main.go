@@ -49,9 +49,9 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 
 func stream(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	tables := cfg.tables()
-	specs := []topics.Spec{{Name: cfg.Kafka.CheckpointTopic, Partitions: 1, Compacted: true}}
+	specs := []topics.Spec{cfg.Kafka.Topics.Compacted(cfg.Kafka.CheckpointTopic)}
 	for t := range tables {
-		specs = append(specs, topics.Spec{Name: cfg.Kafka.TopicPrefix + "." + t, Partitions: cfg.Kafka.Partitions})
+		specs = append(specs, cfg.Kafka.Topics.Changes(topics.Table(cfg.Kafka.TopicPrefix, t)))
 	}
 	if err := topics.Ensure(ctx, cfg.Kafka.Brokers, specs...); err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 
 	"github.com/shopledger/shopledger/internal/localstack"
 	"github.com/shopledger/shopledger/internal/stacktest"
+	"github.com/shopledger/shopledger/internal/topics"
 	"github.com/shopledger/shopledger/schema"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -38,7 +39,7 @@ func BenchmarkCDC(b *testing.B) {
 		inst := stacktest.MariaDB(b)
 		db := stacktest.Database(b, inst, "shop", schema.Shard)
 		ctx := context.Background()
-		broker, err := localstack.StartBroker(ctx, 0, "", localstack.CDCTopics()...)
+		broker, err := localstack.StartBroker(ctx, 0, "", topics.DefaultSettings.CDC(topics.DefaultPrefix, topics.CDCTables)...)
 		if err != nil {
 			b.Fatal(err)
 		}

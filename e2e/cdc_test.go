@@ -17,6 +17,7 @@ import (
 
 	"github.com/shopledger/shopledger/internal/localstack"
 	"github.com/shopledger/shopledger/internal/stacktest"
+	"github.com/shopledger/shopledger/internal/topics"
 	"github.com/shopledger/shopledger/schema"
 )
 
@@ -28,7 +29,7 @@ func TestKillProducerUnderWrites(t *testing.T) {
 	inst := stacktest.MariaDB(t)
 	db := stacktest.Database(t, inst, "shop", schema.Shard)
 	ctx := context.Background()
-	broker, err := localstack.StartBroker(ctx, 0, "", localstack.CDCTopics()...)
+	broker, err := localstack.StartBroker(ctx, 0, "", topics.DefaultSettings.CDC(topics.DefaultPrefix, topics.CDCTables)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/shopledger/shopledger/internal/shard"
 	"github.com/shopledger/shopledger/internal/spool"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/topics"
 )
 
 var binDir string
@@ -101,7 +102,7 @@ func startStack(t testing.TB, shards int, run []string, env ...string) *stack {
 		ep.ProducerPorts = append(ep.ProducerPorts, freePort(t))
 	}
 	if contains(run, "cdc") {
-		broker, err := localstack.StartBroker(ctx, 0, "", localstack.CDCTopics()...)
+		broker, err := localstack.StartBroker(ctx, 0, "", topics.DefaultSettings.CDC(topics.DefaultPrefix, topics.CDCTables)...)
 		if err != nil {
 			t.Fatal(err)
 		}

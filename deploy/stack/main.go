@@ -21,6 +21,7 @@ import (
 	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/localstack"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/topics"
 )
 
 // Config is what `stack migrate` reads when it migrates servers of a
@@ -171,7 +172,7 @@ func run(ctx context.Context, l localstack.Layout, bin string) error {
 		logf("stopped")
 	}()
 	logf("migrations applied")
-	broker, err := localstack.StartBroker(ctx, 9092, filepath.Join(l.Root, "kafka"), localstack.CDCTopics()...)
+	broker, err := localstack.StartBroker(ctx, 9092, filepath.Join(l.Root, "kafka"), topics.DefaultSettings.CDC(topics.DefaultPrefix, topics.CDCTables)...)
 	if err != nil {
 		return err
 	}

@@ -127,7 +127,11 @@ func walk(v reflect.Value, prefix string, fn func(key string, v reflect.Value)) 
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		name := f.Tag.Get("mapstructure")
+		name, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if opts == "squash" {
+			walk(v.Field(i), prefix, fn) // its fields sit beside this struct's
+			continue
+		}
 		if name == "" || name == "-" {
 			continue
 		}

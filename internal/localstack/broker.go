@@ -47,13 +47,3 @@ func (b *Broker) Addrs() []string { return b.cluster.ListenAddrs() }
 
 // Close stops the broker, flushing its data folder.
 func (b *Broker) Close() { b.cluster.Close() }
-
-// CDCTopics are the topics of the default capture: one per captured table
-// of every shard (prefix "shop", 3 partitions) and the checkpoint topic.
-func CDCTopics() []topics.Spec {
-	specs := []topics.Spec{{Name: "shop.cdc-checkpoints", Partitions: 1, Compacted: true}}
-	for _, t := range []string{"events", "account_transaction", "purchase_history", "order_return", "shop", "shop_state", "user", "good"} {
-		specs = append(specs, topics.Spec{Name: "shop." + t, Partitions: 3})
-	}
-	return specs
-}

@@ -59,7 +59,7 @@ func setup(t *testing.T, snapshot string) *env {
 	}}
 	e.startBroker()
 	t.Cleanup(func() { e.cluster.Close() })
-	specs := []topics.Spec{{Name: "cps", Partitions: 1, Compacted: true}}
+	specs := []topics.Spec{topics.DefaultSettings.Compacted("cps")}
 	for table := range e.cfg.Tables {
 		specs = append(specs, topics.Spec{Name: e.cfg.Topic(table), Partitions: 3})
 	}
