@@ -66,7 +66,7 @@ func (w *Worker) Step(ctx context.Context) (bool, error) {
 		return false, err
 	} else if n > 0 {
 		w.log.Info("pending returns expired as orphaned", "count", n)
-		w.metrics.events.WithLabelValues(ledger.StatusRejected).Add(float64(n))
+		w.metrics.events.WithLabelValues(string(ledger.StatusRejected)).Add(float64(n))
 	}
 	if did, err := w.resume(ctx); did || err != nil {
 		return did, err
@@ -295,10 +295,10 @@ func newMetrics(reg prometheus.Registerer, shard int) *metrics {
 }
 
 func (m *metrics) observe(st ledger.Stats, d time.Duration) {
-	m.events.WithLabelValues(ledger.StatusApplied).Add(float64(st.Applied))
-	m.events.WithLabelValues(ledger.StatusRejected).Add(float64(st.Rejected))
-	m.events.WithLabelValues(ledger.StatusDuplicate).Add(float64(st.Duplicate))
-	m.events.WithLabelValues(ledger.StatusPending).Add(float64(st.Pending))
+	m.events.WithLabelValues(string(ledger.StatusApplied)).Add(float64(st.Applied))
+	m.events.WithLabelValues(string(ledger.StatusRejected)).Add(float64(st.Rejected))
+	m.events.WithLabelValues(string(ledger.StatusDuplicate)).Add(float64(st.Duplicate))
+	m.events.WithLabelValues(string(ledger.StatusPending)).Add(float64(st.Pending))
 	m.events.WithLabelValues("settled").Add(float64(st.Resolved))
 	m.batch.Observe(d.Seconds())
 }

@@ -1,0 +1,176 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/shopledger/shopledger/internal/event"
+	"github.com/shopledger/shopledger/internal/sqldb"
+)
+
+// write stores the batch's results.
+func (s *state) write(ctx context.Context, tx *sql.Tx) error {
+	if len(s.goods) > 0 {
+		g := sqldb.Bulk{Head: "INSERT IGNORE INTO good (id, name, price) VALUES ", Cols: 3}
+		for _, id := range sortedKeys(s.goods) {
+			g.Add(id, "good-"+strconv.FormatInt(id, 10), s.goods[id].String())
+		}
+		if err := g.Exec(ctx, tx); err != nil {
+			return fmt.Errorf("goods: %w", err)
+		}
+	}
+	users := sqldb.Bulk{Head: "INSERT INTO user (id, name, balance) VALUES ", Tail: " ON DUPLICATE KEY UPDATE balance = VALUES(balance)", Cols: 3}
+	for _, id := range sortedKeys(s.users) {
+		if u := s.users[id]; u.dirty {
+			users.Add(id, "user-"+strconv.FormatInt(id, 10), u.balance.String())
+		}
+	}
+	if err := users.Exec(ctx, tx); err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	txs := sqldb.Bulk{Head: "INSERT INTO account_transaction (user_id, amount, type, reason, idempotency_key) VALUES ", Cols: 5}
+	for _, t := range s.txs {
+		txs.Add(t.user, t.amount.String(), t.typ, t.reason, t.key)
+	}
+	if err := txs.Exec(ctx, tx); err != nil {
+		return fmt.Errorf("account transactions: %w", err)
+	}
+	states := sqldb.Bulk{Head: "INSERT INTO shop_state (shop_id, active) VALUES ", Tail: " ON DUPLICATE KEY UPDATE active = VALUES(active)", Cols: 2}
+	for _, id := range sortedKeys(s.shops) {
+		if sh := s.shops[id]; sh.changed {
+			states.Add(id, sh.active)
+			if _, err := tx.ExecContext(ctx, "UPDATE shop SET active = ? WHERE id = ?", sh.active, id); err != nil {
+				return fmt.Errorf("shop %d active: %w", id, err)
+			}
+		}
+	}
+	if err := states.Exec(ctx, tx); err != nil {
+		return fmt.Errorf("shop states: %w", err)
+	}
+	stock := sqldb.Bulk{Head: "INSERT INTO shop (id, good_id, count, price, active) VALUES ",
+		Tail: " ON DUPLICATE KEY UPDATE count = VALUES(count), price = VALUES(price)", Cols: 5}
+	keys := make([]stockKey, 0, len(s.stock))
+	for k, row := range s.stock {
+		if row.dirty {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].shop < keys[j].shop || keys[i].shop == keys[j].shop && keys[i].good < keys[j].good
+	})
+	for _, k := range keys {
+		row := s.stock[k]
+		stock.Add(k.shop, k.good, row.count, row.price.String(), s.shop(k.shop).active)
+	}
+	if err := stock.Exec(ctx, tx); err != nil {
+		return fmt.Errorf("stock: %w", err)
+	}
+	orders := sqldb.Bulk{Head: "INSERT INTO purchase_history (order_id, user_id, good_id, shop_id, qty, price_at_order, returned_qty, refunded) VALUES ",
+		Tail: " ON DUPLICATE KEY UPDATE returned_qty = VALUES(returned_qty), refunded = VALUES(refunded)", Cols: 8}
+	for _, id := range sortedKeys(s.orders) {
+		if o := s.orders[id]; o.dirty {
+			orders.Add(id, o.userID, o.goodID, o.shopID, o.qty, o.price.String(), o.returned, o.refunded.String())
+		}
+	}
+	if err := orders.Exec(ctx, tx); err != nil {
+		return fmt.Errorf("purchases: %w", err)
+	}
+	returns := sqldb.Bulk{Head: "INSERT INTO order_return (order_id, qty, amount, event_key) VALUES ", Cols: 4}
+	for _, r := range s.returns {
+		returns.Add(r.order, r.qty, r.amount.String(), r.key)
+	}
+	if err := returns.Exec(ctx, tx); err != nil {
+		return fmt.Errorf("returns: %w", err)
+	}
+	events := sqldb.Bulk{Head: `INSERT INTO events (event_key, event_type, shop_id, user_id, order_id, good_id, timestamp, shard,
+		status, reason, source_file, source_line) VALUES `, Cols: 12}
+	pending := sqldb.Bulk{Head: "INSERT INTO pending_return (source_file, source_line, order_id, shop_id, pending_until, detail) VALUES ", Cols: 6}
+	for _, r := range s.rows {
+		e := r.ev
+		var ts any
+		if r.status == StatusPending {
+			d, _ := json.Marshal(e)
+			pending.Add(e.Src.File, e.Src.Line, e.OrderID, e.ShopID, r.pending, string(d))
+		}
+		if !e.TS.IsZero() {
+			ts = e.TS
+		}
+		valid := e.Reject == ""
+		byOrder := e.Type == event.Purchase || e.Type == event.Return
+		events.Add(e.Key, int(e.Type),
+			nullID(e.ShopID, valid && !e.Orphan || e.ShopID != 0),
+			nullID(e.UserID, valid && byOrder || e.UserID != 0),
+			nullID(e.OrderID, valid && byOrder || e.OrderID != 0),
+			nullID(e.GoodID, valid && e.Type != event.ShopStatus || e.GoodID != 0),
+			ts, s.cfg.Shard, r.status, nullString(truncate(r.reason, 255)), e.Src.File, e.Src.Line)
+	}
+	if err := events.Exec(ctx, tx); err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	if err := pending.Exec(ctx, tx); err != nil {
+		return fmt.Errorf("pending returns: %w", err)
+	}
+	for _, u := range s.settled {
+		src := u.ev.Src
+		res, err := tx.ExecContext(ctx, "UPDATE events SET status = ?, reason = ? WHERE source_file = ? AND source_line = ? AND status = 'pending'",
+			u.status, nullString(truncate(u.reason, 255)), src.File, src.Line)
+		if err != nil {
+			return fmt.Errorf("settle pending return %s:%d: %w", src.File, src.Line, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("settle pending return %s:%d: its events row is not pending", src.File, src.Line)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM pending_return WHERE source_file = ? AND source_line = ?", src.File, src.Line); err != nil {
+			return fmt.Errorf("settle pending return %s:%d: %w", src.File, src.Line, err)
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func nullID(v int64, present bool) any {
+	if !present {
+		return nil
+	}
+	return v
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+type set[T comparable] map[T]struct{}
+
+func (s set[T]) add(v T) { s[v] = struct{}{} }
+
+func (s set[T]) list() []T {
+	out := make([]T, 0, len(s))
+	for v := range s {
+		out = append(out, v)
+	}
+	return out
+}
+
+type ordered interface{ ~int64 | ~string }
+
+func sortedKeys[K ordered, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
