@@ -199,6 +199,10 @@ func ParseTime(s string) (time.Time, error) {
 // FormatTime renders t in the event time format.
 func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 
+// MaxQuantity bounds qty and the size of delta_count: beyond it an event
+// is rejected as out of range, so no quantity can overflow a column.
+const MaxQuantity = 1_000_000_000
+
 // SubEventTypes are the allowed sub_event_type values of a stock change.
 var SubEventTypes = []string{"restock", "defect", "loss"}
 
@@ -261,8 +265,11 @@ func (p Payload) Validate(t Type) error {
 			return fmt.Errorf("negative %s %d", f.name, *f.v)
 		}
 	}
-	if p.Qty != nil && *p.Qty <= 0 {
-		return fmt.Errorf("qty must be positive, got %d", *p.Qty)
+	if p.Qty != nil && (*p.Qty <= 0 || *p.Qty > MaxQuantity) {
+		return fmt.Errorf("qty must be 1..%d, got %d", MaxQuantity, *p.Qty)
+	}
+	if p.DeltaCount != nil && (*p.DeltaCount > MaxQuantity || *p.DeltaCount < -MaxQuantity) {
+		return fmt.Errorf("delta_count must be within ±%d, got %d", MaxQuantity, *p.DeltaCount)
 	}
 	for _, f := range []struct {
 		name string

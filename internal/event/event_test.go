@@ -84,7 +84,9 @@ func TestPrepare(t *testing.T) {
 	}{
 		{"purchase", `{"event_type":1,"payload":{"order_id":7,"user_id":1,"shop_id":5,"good_id":2,"qty":3,"price_at_order":"12.50"},"ts":"2025-10-15 17:41:40.021"}`, ""},
 		{"missing user", `{"event_type":1,"payload":{"order_id":7,"shop_id":5,"good_id":2,"qty":3},"ts":"2025-10-15 17:41:40.021"}`, "missing user_id"},
-		{"zero qty", `{"event_type":1,"payload":{"order_id":7,"user_id":1,"shop_id":5,"good_id":2,"qty":0},"ts":"2025-10-15 17:41:40.021"}`, "qty must be positive"},
+		{"zero qty", `{"event_type":1,"payload":{"order_id":7,"user_id":1,"shop_id":5,"good_id":2,"qty":0},"ts":"2025-10-15 17:41:40.021"}`, "qty must be 1..1000000000, got 0"},
+		{"huge qty", `{"event_type":1,"payload":{"order_id":7,"user_id":1,"shop_id":5,"good_id":2,"qty":1000000001},"ts":"2025-10-15 17:41:40.021"}`, "qty must be 1..1000000000"},
+		{"huge restock", `{"event_type":0,"payload":{"shop_id":5,"good_id":2,"delta_count":9223372036854775807,"sub_event_type":"restock"},"ts":"2025-10-15 17:41:40.021"}`, "delta_count must be within"},
 		{"float price", `{"event_type":2,"payload":{"shop_id":5,"good_id":2,"new_price":1.005},"ts":"2025-10-15 17:41:40.021"}`, "invalid money amount"},
 		{"restock down", `{"event_type":0,"payload":{"shop_id":5,"good_id":2,"delta_count":-1,"sub_event_type":"restock"},"ts":"2025-10-15 17:41:40.021"}`, "restock needs a positive delta_count"},
 		{"unknown sub", `{"event_type":0,"payload":{"shop_id":5,"good_id":2,"delta_count":1,"sub_event_type":"gift"},"ts":"2025-10-15 17:41:40.021"}`, "not one of restock, defect, loss"},

@@ -8,7 +8,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -85,4 +87,24 @@ func Wait(ctx context.Context, db *sql.DB) error {
 func Conflict(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && (me.Number == 1062 || me.Number == 1213 || me.Number == 1205)
+}
+
+// Text fits s into a text column of maxChars characters (VARCHAR(n) in
+// utf8mb4 counts characters): invalid UTF-8 becomes U+FFFD, which a strict
+// server would refuse, and s is cut at a character boundary, with "…" at
+// the end when cut. Text from users (a reason quoting a field, say) must
+// never make an insert fail and stop a stage.
+func Text(s string, maxChars int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= maxChars {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == maxChars-1 {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
 }

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -89,7 +90,7 @@ type orderReturn struct {
 // Limits on quantities and amounts: beyond them an event is rejected with
 // its reason rather than overflowing a column (and stopping the shard).
 const (
-	maxQty    = 1_000_000_000                        // per purchase or return
+	maxQty    = event.MaxQuantity                    // per purchase or return
 	maxAmount = money.Cents(999_999_999_999_999_999) // DECIMAL(18,2)
 )
 
@@ -215,8 +216,11 @@ func (s *state) user(id int64) *userRow {
 
 func (s *state) stockChange(e event.Prepared) string {
 	r := s.stockRow(e.ShopID, e.GoodID)
-	if r.count+e.Delta < 0 {
+	switch {
+	case r.count+e.Delta < 0 && e.Delta < 0:
 		return fmt.Sprintf("stock would go below zero: shop %d good %d has %d, %s of %d", e.ShopID, e.GoodID, r.count, e.Sub, e.Delta)
+	case e.Delta > 0 && r.count > math.MaxInt64-e.Delta:
+		return fmt.Sprintf("stock would exceed %d: shop %d good %d has %d, %s of %d", int64(math.MaxInt64), e.ShopID, e.GoodID, r.count, e.Sub, e.Delta)
 	}
 	if !r.sold() {
 		s.goods[e.GoodID] = 0
@@ -248,9 +252,11 @@ func (s *state) purchase(e event.Prepared) string {
 	if !r.sold() {
 		return fmt.Sprintf("good %d is not sold in shop %d", e.GoodID, e.ShopID)
 	}
+	// The shop's price is the price; a producer's price_at_order is a
+	// statement of what the buyer agreed to, never the amount charged.
 	price := r.price
-	if e.Price != nil {
-		price = *e.Price
+	if e.Price != nil && *e.Price != price {
+		return fmt.Sprintf("price_at_order %s differs from the shop's price %s", *e.Price, price)
 	}
 	if e.Qty > maxQty || (e.Qty > 0 && int64(price) > int64(maxAmount)/e.Qty) {
 		return fmt.Sprintf("amount of %d × %s is too large", e.Qty, price)
@@ -294,6 +300,9 @@ func (s *state) refund(e event.Prepared) string {
 		return fmt.Sprintf("refund of %s exceeds the %s left to refund on order %d", amount, left, e.OrderID)
 	}
 	r := s.stockRow(o.shopID, o.goodID)
+	if r.count > math.MaxInt64-e.Qty {
+		return fmt.Sprintf("stock would exceed %d: shop %d good %d has %d, return of %d", int64(math.MaxInt64), o.shopID, o.goodID, r.count, e.Qty)
+	}
 	r.count += e.Qty
 	r.dirty = true
 	u := s.user(e.UserID)

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -124,12 +125,21 @@ func TestRules(t *testing.T) {
 		{name: "stock never goes below zero", given: given{stock: shop1good1},
 			events: []event.Prepared{loss("a", 1, 1, 11)},
 			want:   []outcome{{StatusRejected, "stock would go below zero"}}, stock: map[stockKey]int64{{1, 1}: 10}},
+		{name: "stock never overflows", given: given{stock: map[stockKey][2]string{{1, 1}: {fmt.Sprint(int64(math.MaxInt64)), "1.00"}}},
+			events: []event.Prepared{restock("a", 1, 1, 1), restock("b", 1, 2, math.MaxInt64), restock("c", 1, 2, 1)},
+			want:   []outcome{{StatusRejected, "stock would exceed"}, {StatusApplied, ""}, {StatusRejected, "stock would exceed"}},
+			stock:  map[stockKey]int64{{1, 1}: math.MaxInt64, {1, 2}: math.MaxInt64}},
 		{name: "a first-seen user is credited the initial balance", given: given{stock: shop1good1},
 			events: []event.Prepared{buy("a", 100, 9, 1, 1, 2)},
 			want:   []outcome{{StatusApplied, ""}}, balance: map[int64]string{9: "995.00"}, stock: map[stockKey]int64{{1, 1}: 8}, txs: 2},
 		{name: "a purchase debits qty × the shop's price", given: given{users: rich, stock: shop1good1},
 			events: []event.Prepared{buy("a", 100, 7, 1, 1, 4)},
 			want:   []outcome{{StatusApplied, ""}}, balance: map[int64]string{7: "90.00"}, stock: map[stockKey]int64{{1, 1}: 6}, txs: 1},
+		{name: "price_at_order is never trusted for the debit", given: given{users: rich, stock: shop1good1},
+			events: []event.Prepared{with(buy("a", 100, 7, 1, 1, 4), func(e *event.Prepared) { e.Price = cents("0") }),
+				with(buy("b", 101, 7, 1, 1, 1), func(e *event.Prepared) { e.Price = cents("2.50") })},
+			want:    []outcome{{StatusRejected, "price_at_order 0.00 differs from the shop's price 2.50"}, {StatusApplied, ""}},
+			balance: map[int64]string{7: "97.50"}, stock: map[stockKey]int64{{1, 1}: 9}, txs: 1},
 		{name: "a purchase follows a price change in the same batch", given: given{users: rich, stock: shop1good1},
 			events: []event.Prepared{price("p", 1, 1, "3.00"), buy("a", 100, 7, 1, 1, 2)},
 			want:   []outcome{{StatusApplied, ""}, {StatusApplied, ""}}, balance: map[int64]string{7: "94.00"}},

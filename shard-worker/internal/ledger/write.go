@@ -106,7 +106,7 @@ func (s *state) write(ctx context.Context, tx *sql.Tx) error {
 			nullID(e.UserID, valid && byOrder || e.UserID != 0),
 			nullID(e.OrderID, valid && byOrder || e.OrderID != 0),
 			nullID(e.GoodID, valid && e.Type != event.ShopStatus || e.GoodID != 0),
-			ts, s.cfg.Shard, r.status, nullString(truncate(r.reason, 255)), e.Src.File, e.Src.Line)
+			ts, s.cfg.Shard, r.status, nullString(sqldb.Text(r.reason, 255)), e.Src.File, e.Src.Line)
 	}
 	if err := events.Exec(ctx, tx); err != nil {
 		return fmt.Errorf("events: %w", err)
@@ -117,7 +117,7 @@ func (s *state) write(ctx context.Context, tx *sql.Tx) error {
 	for _, u := range s.settled {
 		src := u.ev.Src
 		res, err := tx.ExecContext(ctx, "UPDATE events SET status = ?, reason = ? WHERE source_file = ? AND source_line = ? AND status = 'pending'",
-			u.status, nullString(truncate(u.reason, 255)), src.File, src.Line)
+			u.status, nullString(sqldb.Text(u.reason, 255)), src.File, src.Line)
 		if err != nil {
 			return fmt.Errorf("settle pending return %s:%d: %w", src.File, src.Line, err)
 		}
@@ -129,13 +129,6 @@ func (s *state) write(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 func nullID(v int64, present bool) any {
