@@ -179,7 +179,7 @@ func contains(list []string, s string) bool {
 func (s *stack) produce(stem string, lines []string) {
 	s.t.Helper()
 	ctx := context.Background()
-	if _, err := s.api.Register(ctx, stem, shard.All(s.layout.Shards)); err != nil {
+	if _, err := s.api.Register(ctx, stem, shard.All(s.layout.Shards), "e2e"); err != nil {
 		s.t.Fatal(err)
 	}
 	w, err := spool.Create(s.spool.EventsFile(stem))

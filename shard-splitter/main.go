@@ -46,7 +46,16 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 	s := splitter.New(splitter.Config{Spool: spool.Dir(cfg.Shared), Shards: cfg.Pipeline.ShardsCount,
 		PollInterval: cfg.Splitter.PollInterval, ReturnHold: cfg.Splitter.ReturnHold}, db, api, log, reg)
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.Run(ctx) })
+	locked := make(chan struct{})
+	g.Go(func() error { return sqldb.HoldLock(ctx, db, splitter.LockName, locked) })
+	g.Go(func() error {
+		select {
+		case <-locked:
+		case <-ctx.Done():
+			return nil
+		}
+		return s.Run(ctx)
+	})
 	if cfg.Server.Port > 0 {
 		h := httpapi.Router("shard-splitter", reg, db.PingContext)
 		g.Go(func() error { return httpapi.Serve(ctx, cfg.Server, h, log) })

@@ -54,7 +54,7 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 		PollInterval: cfg.Worker.PollInterval}, db, api, l, log, reg)
 	g, ctx := errgroup.WithContext(ctx)
 	locked := make(chan struct{})
-	g.Go(func() error { return worker.HoldWriterLock(ctx, db, locked) })
+	g.Go(func() error { return sqldb.HoldLock(ctx, db, worker.LockName, locked) })
 	g.Go(func() error {
 		select {
 		case <-locked:

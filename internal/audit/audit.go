@@ -212,11 +212,11 @@ func (r *Report) lines(ctx context.Context, src Sources) error {
 		rows.Close()
 	}
 	for f := range finished {
-		err := spool.ReadLines(src.Spool.MalformedFile(f), func(_ int, raw []byte) error {
+		err := spool.ReadLines(src.Spool.MalformedFile(f), spool.MaxLine, func(l spool.Line) error {
 			var m struct {
 				Line int `json:"line"`
 			}
-			if err := json.Unmarshal(raw, &m); err != nil {
+			if err := json.Unmarshal(l.Bytes, &m); err != nil {
 				return err
 			}
 			mark(f, m.Line, "malformed", "by the splitter")

@@ -61,10 +61,15 @@ func NewClient(cfg ClientConfig) *Client {
 	return &Client{base: cfg.URL, http: &http.Client{Timeout: cfg.Timeout}, retries: cfg.Retries, backoff: cfg.Backoff}
 }
 
-// Register registers filename for shards (POST /files/register).
-func (c *Client) Register(ctx context.Context, filename string, shards []int) (RegisterResponse, error) {
+// URL is the API base the client calls.
+func (c *Client) URL() string { return c.base }
+
+// Register registers filename for shards (POST /files/register) as written
+// by producer ("" for an unnamed one). A stem registered by another
+// producer returns an error wrapping ErrConflict.
+func (c *Client) Register(ctx context.Context, filename string, shards []int, producer string) (RegisterResponse, error) {
 	var out RegisterResponse
-	err := c.do(ctx, http.MethodPost, "/files/register", RegisterRequest{Filename: filename, Shards: shards}, &out)
+	err := c.do(ctx, http.MethodPost, "/files/register", RegisterRequest{Filename: filename, Shards: shards, Producer: producer}, &out)
 	return out, err
 }
 
@@ -76,22 +81,35 @@ func (c *Client) IngestDone(ctx context.Context, filename string) (IngestDoneRes
 }
 
 // Transition applies transition (start, done, fail, retry) to stage of one
-// (file, shard). A refused transition returns an error wrapping ErrConflict.
-func (c *Client) Transition(ctx context.Context, stage, transition, filename string, shard int) (TaskResponse, error) {
+// (file, shard) on behalf of owner ("" for none). A refused transition
+// returns an error wrapping ErrConflict; a start that owner already made
+// succeeds again, so a start whose answer was lost can simply be retried.
+func (c *Client) Transition(ctx context.Context, stage Stage, transition Transition, filename string, shard int, owner string) (TaskResponse, error) {
 	var out TaskResponse
-	err := c.do(ctx, http.MethodPost, "/stages/"+stage+"/"+transition, TaskRequest{Filename: filename, Shard: &shard}, &out)
+	err := c.do(ctx, http.MethodPost, "/stages/"+string(stage)+"/"+string(transition), TaskRequest{Filename: filename, Shard: &shard, Owner: owner}, &out)
 	return out, err
 }
 
 // Queue lists up to limit items ready for stage, oldest first; shard < 0
 // means every shard.
-func (c *Client) Queue(ctx context.Context, stage string, shard, limit int) ([]QueueItem, error) {
-	q := url.Values{"limit": {strconv.Itoa(limit)}}
+func (c *Client) Queue(ctx context.Context, stage Stage, shard, limit int) ([]QueueItem, error) {
+	return c.queue(ctx, stage, url.Values{}, shard, limit)
+}
+
+// Started lists up to limit items whose stage owner started and has not
+// finished, oldest first: what a restarted owner resumes. shard < 0 means
+// every shard.
+func (c *Client) Started(ctx context.Context, stage Stage, owner string, shard, limit int) ([]QueueItem, error) {
+	return c.queue(ctx, stage, url.Values{"started_by": {owner}}, shard, limit)
+}
+
+func (c *Client) queue(ctx context.Context, stage Stage, q url.Values, shard, limit int) ([]QueueItem, error) {
+	q.Set("limit", strconv.Itoa(limit))
 	if shard >= 0 {
 		q.Set("shard", strconv.Itoa(shard))
 	}
 	var out QueueResponse
-	err := c.do(ctx, http.MethodGet, "/queues/"+stage+"?"+q.Encode(), nil, &out)
+	err := c.do(ctx, http.MethodGet, "/queues/"+string(stage)+"?"+q.Encode(), nil, &out)
 	return out.Items, err
 }
 

@@ -9,35 +9,52 @@ import (
 	"time"
 )
 
-// Stage names, as they appear in URLs.
+// Stage is a pipeline stage, named as in URLs.
+type Stage string
+
+// The stages.
 const (
-	StageEventIngest   = "event-ingest"
-	StageShardSplitter = "shard-splitter"
-	StageShardWorker   = "shard-worker"
-	StageMySQLSender   = "mysql-sender"
+	StageEventIngest   Stage = "event-ingest"
+	StageShardSplitter Stage = "shard-splitter"
+	StageShardWorker   Stage = "shard-worker"
+	StageMySQLSender   Stage = "mysql-sender"
 )
 
 // Stages lists the stages in pipeline order.
-var Stages = []string{StageEventIngest, StageShardSplitter, StageShardWorker, StageMySQLSender}
+var Stages = []Stage{StageEventIngest, StageShardSplitter, StageShardWorker, StageMySQLSender}
 
-// Statuses.
+// TaskStages are the stages claimed per (file, shard) with start.
+var TaskStages = []Stage{StageShardSplitter, StageShardWorker, StageMySQLSender}
+
+// Status is a stage's status on one (file, shard) row.
+type Status string
+
+// The statuses.
 const (
-	StatusNew     = "new"
-	StatusStarted = "started"
-	StatusDone    = "done"
-	StatusFailed  = "failed"
+	StatusNew     Status = "new"
+	StatusStarted Status = "started"
+	StatusDone    Status = "done"
+	StatusFailed  Status = "failed"
 )
 
 // Statuses lists every status.
-var Statuses = []string{StatusNew, StatusStarted, StatusDone, StatusFailed}
+var Statuses = []Status{StatusNew, StatusStarted, StatusDone, StatusFailed}
 
-// Transitions accepted by POST /stages/{stage}/{transition}.
+// Transition is what POST /stages/{stage}/{transition} asks for.
+type Transition string
+
+// The transitions.
 const (
-	TransitionStart = "start"
-	TransitionDone  = "done"
-	TransitionFail  = "fail"
-	TransitionRetry = "retry"
+	TransitionStart Transition = "start"
+	TransitionDone  Transition = "done"
+	TransitionFail  Transition = "fail"
+	TransitionRetry Transition = "retry"
 )
+
+// ReleaseProducer is the producer of the splitter's release files: files
+// it registers itself, without an events file, to carry returns it held
+// for their purchase when no producer's file comes to carry them.
+const ReleaseProducer = "shard-splitter"
 
 var filenameRE = regexp.MustCompile(`^[0-9]{14}$`)
 
@@ -52,10 +69,14 @@ func ValidFilename(name string) error {
 	return nil
 }
 
-// RegisterRequest is the body of POST /files/register.
+// RegisterRequest is the body of POST /files/register. Producer names the
+// writer of the file (an extension): a register of an existing stem by
+// another producer is refused, since two writers of one second would
+// otherwise overwrite each other's file.
 type RegisterRequest struct {
 	Filename string `json:"filename"`
 	Shards   []int  `json:"shards"`
+	Producer string `json:"producer,omitempty"`
 }
 
 // RegisterResponse answers it; Created counts the rows this call created
@@ -78,18 +99,22 @@ type IngestDoneResponse struct {
 }
 
 // TaskRequest is the body of POST /stages/{stage}/{transition}. Shard is a
-// pointer so that a missing shard is told from shard 0.
+// pointer so that a missing shard is told from shard 0. Owner (an
+// extension) names the claimant: its start is idempotent (a retry after a
+// lost answer succeeds), and another owner's done or fail is refused.
 type TaskRequest struct {
 	Filename string `json:"filename"`
 	Shard    *int   `json:"shard"`
+	Owner    string `json:"owner,omitempty"`
 }
 
 // TaskResponse answers a transition.
 type TaskResponse struct {
 	Filename string `json:"filename"`
 	Shard    int    `json:"shard"`
-	Stage    string `json:"stage"`
-	Status   string `json:"status"`
+	Stage    Stage  `json:"stage"`
+	Status   Status `json:"status"`
+	Owner    string `json:"owner,omitempty"`
 }
 
 // QueueItem is one (file, shard) ready for a stage.
@@ -101,22 +126,25 @@ type QueueItem struct {
 
 // QueueResponse answers GET /queues/{stage}.
 type QueueResponse struct {
-	Stage string      `json:"stage"`
+	Stage Stage       `json:"stage"`
 	Items []QueueItem `json:"items"`
 }
 
-// ShardStatus is one shard row of a file.
+// ShardStatus is one shard row of a file. Owner and StartedAt (extensions)
+// say who started its current stage and when.
 type ShardStatus struct {
-	Shard               int       `json:"shard"`
-	EventIngestStatus   string    `json:"event_ingest_status"`
-	ShardSplitterStatus string    `json:"shard_splitter_status"`
-	ShardWorkerStatus   string    `json:"shard_worker_status"`
-	MySQLSenderStatus   string    `json:"mysql_sender_status"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	Shard               int        `json:"shard"`
+	EventIngestStatus   Status     `json:"event_ingest_status"`
+	ShardSplitterStatus Status     `json:"shard_splitter_status"`
+	ShardWorkerStatus   Status     `json:"shard_worker_status"`
+	MySQLSenderStatus   Status     `json:"mysql_sender_status"`
+	UpdatedAt           time.Time  `json:"updated_at"`
+	Owner               string     `json:"owner,omitempty"`
+	StartedAt           *time.Time `json:"started_at,omitempty"`
 }
 
 // Status returns the status of stage in this row.
-func (s ShardStatus) Status(stage string) string {
+func (s ShardStatus) Status(stage Stage) Status {
 	switch stage {
 	case StageEventIngest:
 		return s.EventIngestStatus
@@ -130,9 +158,11 @@ func (s ShardStatus) Status(stage string) string {
 	return ""
 }
 
-// FileResponse answers GET /files/{filename}.
+// FileResponse answers GET /files/{filename}. Producer (an extension) is
+// the writer that registered it.
 type FileResponse struct {
 	Filename string        `json:"filename"`
+	Producer string        `json:"producer,omitempty"`
 	Shards   []ShardStatus `json:"shards"`
 }
 
@@ -155,9 +185,9 @@ type ShardCounts struct {
 
 // Summary answers GET /metrics/summary.
 type Summary struct {
-	Total   int                    `json:"total"`
-	ByStage map[string]StageCounts `json:"by_stage"`
-	ByShard []ShardCounts          `json:"by_shard"`
+	Total   int                   `json:"total"`
+	ByStage map[Stage]StageCounts `json:"by_stage"`
+	ByShard []ShardCounts         `json:"by_shard"`
 }
 
 // ErrorBody is every error response's body.

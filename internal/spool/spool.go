@@ -6,7 +6,9 @@ package spool
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,6 +26,10 @@ func (d Dir) EventsDir() string { return filepath.Join(string(d), "events") }
 func (d Dir) EventsFile(stem string) string {
 	return filepath.Join(d.EventsDir(), stem+".event-ingest.txt")
 }
+
+// IngestQueueDir holds the events posted to ingest and not yet written
+// into an events file (ingest's own folder).
+func (d Dir) IngestQueueDir() string { return filepath.Join(string(d), "ingest", "queue") }
 
 // SplitterDir is the shard splitter's folder.
 func (d Dir) SplitterDir() string { return filepath.Join(string(d), "shard-splitter") }
@@ -97,11 +103,42 @@ func (w *Writer) Commit() error {
 	if err := os.Rename(w.f.Name(), w.final); err != nil {
 		return fmt.Errorf("rename %s: %w", w.final, err)
 	}
-	if d, err := os.Open(filepath.Dir(w.final)); err == nil {
+	syncDir(filepath.Dir(w.final))
+	return nil
+}
+
+// ErrExists is returned by CommitNew when the final name is taken.
+var ErrExists = errors.New("file exists")
+
+// CommitNew is Commit that never replaces a file: if the final name exists
+// (another producer's file of the same second), the temporary file is
+// dropped and ErrExists returned.
+func (w *Writer) CommitNew() error {
+	if err := w.Flush(); err != nil {
+		w.Abort()
+		return fmt.Errorf("write %s: %w", w.final, err)
+	}
+	if err := w.f.Sync(); err != nil {
+		w.Abort()
+		return fmt.Errorf("sync %s: %w", w.final, err)
+	}
+	w.f.Close()
+	defer os.Remove(w.f.Name())
+	if err := os.Link(w.f.Name(), w.final); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s: %w", w.final, ErrExists)
+		}
+		return fmt.Errorf("link %s: %w", w.final, err)
+	}
+	syncDir(filepath.Dir(w.final))
+	return nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
-	return nil
 }
 
 // Abort drops the temporary file.
@@ -110,25 +147,65 @@ func (w *Writer) Abort() {
 	os.Remove(w.f.Name())
 }
 
-// ReadLines calls fn for each line of path with its 1-based number. Lines may
-// be up to 16 MiB long. The slice passed to fn is only valid during the call.
-func ReadLines(path string, fn func(n int, line []byte) error) error {
+// MaxEventLine is the longest events-file line the pipeline takes; a
+// longer one is set aside with its reason rather than failing its file.
+const MaxEventLine = 16 << 20
+
+// MaxLine bounds the lines of the stages' own files, which wrap an event
+// line with a little more.
+const MaxLine = MaxEventLine + 1<<20
+
+// Line is one line of a file.
+type Line struct {
+	N     int    // 1-based number
+	Bytes []byte // without the newline; nil for a line longer than the limit
+	Len   int    // length in bytes, also of a line set aside
+}
+
+// TooLong reports whether the line exceeded the reader's limit (its bytes
+// were skipped).
+func (l Line) TooLong() bool { return l.Bytes == nil && l.Len > 0 }
+
+// ReadLines calls fn for each line of path. Lines longer than limit are
+// passed without their bytes (Line.TooLong), and reading goes on after
+// them. Line.Bytes is only valid during the call.
+func ReadLines(path string, limit int, fn func(Line) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	n := 0
-	for sc.Scan() {
-		n++
-		if err := fn(n, sc.Bytes()); err != nil {
+	br := bufio.NewReaderSize(f, 1<<20)
+	var buf []byte
+	for n := 1; ; n++ {
+		buf = buf[:0]
+		length := 0
+		for {
+			var chunk []byte
+			chunk, err = br.ReadSlice('\n')
+			length += len(chunk)
+			if len(buf) <= limit { // beyond, the line is only measured
+				buf = append(buf, chunk...)
+			}
+			if err != bufio.ErrBufferFull {
+				break
+			}
+		}
+		switch {
+		case err == io.EOF && length == 0:
+			return nil
+		case err != nil && err != io.EOF:
+			return fmt.Errorf("%s line %d: %w", path, n, err)
+		}
+		l := Line{N: n, Len: length}
+		if err == nil {
+			l.Len-- // the newline
+		}
+		if l.Len <= limit {
+			l.Bytes = buf[:l.Len]
+		}
+		if err := fn(l); err != nil {
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s line %d: %w", path, n+1, err)
-	}
-	return nil
 }

@@ -33,6 +33,13 @@ func (b *Bulk) Add(vals ...any) { b.args = append(b.args, vals...) }
 
 // Exec runs the statements for every row added; none if no row was.
 func (b *Bulk) Exec(ctx context.Context, db Execer) error {
+	_, err := b.ExecCount(ctx, db)
+	return err
+}
+
+// ExecCount is Exec returning the rows affected.
+func (b *Bulk) ExecCount(ctx context.Context, db Execer) (int64, error) {
+	var affected int64
 	row := "(" + placeholders(b.Cols) + ")"
 	for start := 0; start < len(b.args); start += MaxRows * b.Cols {
 		end := min(start+MaxRows*b.Cols, len(b.args))
@@ -47,11 +54,14 @@ func (b *Bulk) Exec(ctx context.Context, db Execer) error {
 			q.WriteString(row)
 		}
 		q.WriteString(b.Tail)
-		if _, err := db.ExecContext(ctx, q.String(), b.args[start:end]...); err != nil {
-			return err
+		res, err := db.ExecContext(ctx, q.String(), b.args[start:end]...)
+		if err != nil {
+			return affected, err
 		}
+		rows, _ := res.RowsAffected()
+		affected += rows
 	}
-	return nil
+	return affected, nil
 }
 
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }

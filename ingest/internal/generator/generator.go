@@ -157,7 +157,7 @@ func (g *Generator) Tick(ctx context.Context, t time.Time) error {
 	g.mu.Unlock()
 	n := 1 + g.model.IntN(limit)
 	lines := append(ext, g.model.Batch(stem, t, max(0, n-len(ext)))...)
-	if _, err := g.api.Register(ctx, stem, shard.All(g.cfg.Shards)); err != nil {
+	if _, err := g.api.Register(ctx, stem, shard.All(g.cfg.Shards), ""); err != nil {
 		g.count(func(s *Stats) { s.RegisterFailures++ })
 		g.requeue(ext)
 		return fmt.Errorf("register %s: %w", stem, err)

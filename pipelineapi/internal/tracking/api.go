@@ -2,8 +2,10 @@ package tracking
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -72,9 +74,13 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 		}
 		seen[s] = true
 	}
-	n, err := a.store.Register(r.Context(), req.Filename, req.Shards)
+	if len(req.Producer) > 128 {
+		httpapi.Error(w, http.StatusBadRequest, "producer longer than 128 bytes")
+		return
+	}
+	n, err := a.store.Register(r.Context(), req.Filename, req.Shards, req.Producer)
 	if err != nil {
-		a.internal(w, err)
+		a.storeError(w, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, pipeline.RegisterResponse{Filename: req.Filename, Shards: req.Shards, Created: n})
@@ -98,14 +104,26 @@ func (a *API) ingestDone(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, pipeline.IngestDoneResponse{Filename: req.Filename, UpdatedRows: n})
 }
 
-var taskStages = []string{pipeline.StageShardSplitter, pipeline.StageShardWorker, pipeline.StageMySQLSender}
+// taskStage reads the {stage} path variable: one of pipeline.TaskStages.
+func taskStage(r *http.Request) (pipeline.Stage, error) {
+	stage := pipeline.Stage(mux.Vars(r)["stage"])
+	if !slices.Contains(pipeline.TaskStages, stage) {
+		names := make([]string, len(pipeline.TaskStages))
+		for i, s := range pipeline.TaskStages {
+			names[i] = string(s)
+		}
+		return "", fmt.Errorf("unknown stage %q: want one of %s", stage, strings.Join(names, ", "))
+	}
+	return stage, nil
+}
 
 func (a *API) transition(w http.ResponseWriter, r *http.Request) {
-	stage, transition := mux.Vars(r)["stage"], mux.Vars(r)["transition"]
-	if !contains(taskStages, stage) {
-		httpapi.Error(w, http.StatusBadRequest, "unknown stage %q: want one of %s", stage, strings.Join(taskStages, ", "))
+	stage, err := taskStage(r)
+	if err != nil {
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	transition := pipeline.Transition(mux.Vars(r)["transition"])
 	if _, ok := rules[transition]; !ok {
 		httpapi.Error(w, http.StatusBadRequest, "unknown transition %q: want start, done, fail or retry", transition)
 		return
@@ -127,26 +145,32 @@ func (a *API) transition(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, http.StatusBadRequest, "shard must not be negative, got %d", *req.Shard)
 		return
 	}
-	status, err := a.store.Transition(r.Context(), req.Filename, *req.Shard, stage, transition)
-	switch {
-	case err == nil:
-		a.transitions.WithLabelValues(stage, transition, "ok").Inc()
-	case errors.Is(err, ErrIllegal):
-		a.transitions.WithLabelValues(stage, transition, "refused").Inc()
-	case errors.Is(err, ErrNotFound):
-		a.transitions.WithLabelValues(stage, transition, "not_found").Inc()
+	if len(req.Owner) > 128 {
+		httpapi.Error(w, http.StatusBadRequest, "owner longer than 128 bytes")
+		return
 	}
+	status, err := a.store.Transition(r.Context(), req.Filename, *req.Shard, stage, transition, req.Owner)
+	result := "ok"
+	switch {
+	case errors.Is(err, ErrIllegal):
+		result = "refused"
+	case errors.Is(err, ErrNotFound):
+		result = "not_found"
+	case err != nil:
+		result = "error"
+	}
+	a.transitions.WithLabelValues(string(stage), string(transition), result).Inc()
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, pipeline.TaskResponse{Filename: req.Filename, Shard: *req.Shard, Stage: stage, Status: status})
+	httpapi.WriteJSON(w, http.StatusOK, pipeline.TaskResponse{Filename: req.Filename, Shard: *req.Shard, Stage: stage, Status: status, Owner: req.Owner})
 }
 
 func (a *API) queue(w http.ResponseWriter, r *http.Request) {
-	stage := mux.Vars(r)["stage"]
-	if !contains(taskStages, stage) {
-		httpapi.Error(w, http.StatusBadRequest, "unknown stage %q: want one of %s", stage, strings.Join(taskStages, ", "))
+	stage, err := taskStage(r)
+	if err != nil {
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	q := r.URL.Query()
@@ -165,7 +189,7 @@ func (a *API) queue(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, http.StatusBadRequest, "shard: %v", err)
 		return
 	}
-	items, err := a.store.Queue(r.Context(), stage, shard, limit, offset)
+	items, err := a.store.Queue(r.Context(), stage, shard, q.Get("started_by"), limit, offset)
 	if err != nil {
 		a.internal(w, err)
 		return
@@ -179,12 +203,12 @@ func (a *API) file(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	rows, err := a.store.File(r.Context(), name)
+	f, err := a.store.File(r.Context(), name)
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, pipeline.FileResponse{Filename: name, Shards: rows})
+	httpapi.WriteJSON(w, http.StatusOK, f)
 }
 
 func (a *API) summary(w http.ResponseWriter, r *http.Request) {

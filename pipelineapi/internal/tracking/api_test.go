@@ -223,19 +223,88 @@ func TestPipelineAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("owners", func(t *testing.T) {
+		const g = "20251015174141"
+		call(t, "POST", api+"/files/register", map[string]any{"filename": g, "shards": []int{0}})
+		call(t, "POST", api+"/stages/event-ingest/done", map[string]any{"filename": g})
+		steps := []struct {
+			path, owner string
+			code        int
+			err         string
+		}{
+			{"/stages/shard-splitter/start", "splitter-a", 200, ""},
+			{"/stages/shard-splitter/start", "splitter-a", 200, ""}, // the owner's retry after a lost answer
+			{"/stages/shard-splitter/start", "splitter-b", 409, `started by "splitter-a"`},
+			{"/stages/shard-splitter/start", "", 409, "needs new"},
+			{"/stages/shard-splitter/done", "splitter-b", 409, `started by "splitter-a"`},
+			{"/stages/shard-splitter/fail", "splitter-b", 409, `started by "splitter-a"`},
+			{"/stages/shard-splitter/done", "splitter-a", 200, ""},
+		}
+		for i, st := range steps {
+			if i == 3 {
+				code, body := call(t, "GET", api+"/queues/shard-splitter?started_by=splitter-a", nil)
+				items := body["items"].([]any)
+				if code != 200 || len(items) != 1 || items[0].(map[string]any)["filename"] != g {
+					t.Fatalf("started_by queue = %d %v, want the started file", code, body)
+				}
+				code, body = call(t, "GET", api+"/files/"+g, nil)
+				row := body["shards"].([]any)[0].(map[string]any)
+				if code != 200 || row["owner"] != "splitter-a" || row["started_at"] == nil {
+					t.Fatalf("file row = %v, want owner splitter-a and started_at", row)
+				}
+			}
+			code, body := call(t, "POST", api+st.path, map[string]any{"filename": g, "shard": 0, "owner": st.owner})
+			if msg, _ := body["error"].(string); code != st.code || !strings.Contains(msg, st.err) {
+				t.Fatalf("step %d: POST %s as %q = %d %v, want %d %q", i, st.path, st.owner, code, body, st.code, st.err)
+			}
+		}
+		// An operator (no owner) may end a task whose owner is gone.
+		call(t, "POST", api+"/stages/shard-worker/start", map[string]any{"filename": g, "shard": 0, "owner": "gone"})
+		if code, body := call(t, "POST", api+"/stages/shard-worker/fail", map[string]any{"filename": g, "shard": 0}); code != 200 || body["status"] != "failed" {
+			t.Fatalf("operator fail of a stuck task = %d %v, want 200 failed", code, body)
+		}
+		if code, body := call(t, "POST", api+"/stages/shard-worker/retry", map[string]any{"filename": g, "shard": 0}); code != 200 || body["status"] != "new" {
+			t.Fatalf("retry = %d %v, want 200 new", code, body)
+		}
+		if code, body := call(t, "POST", api+"/stages/shard-worker/start", map[string]any{"filename": g, "shard": 0, "owner": "new"}); code != 200 {
+			t.Fatalf("start after retry by another owner = %d %v, want 200", code, body)
+		}
+	})
+
+	t.Run("producers", func(t *testing.T) {
+		const h = "20251015174142"
+		steps := []struct {
+			producer string
+			code     int
+			created  float64
+		}{{"ingest-a", 200, 1}, {"ingest-a", 200, 0}, {"ingest-b", 409, 0}, {"", 409, 0}}
+		for _, st := range steps {
+			code, body := call(t, "POST", api+"/files/register", map[string]any{"filename": h, "shards": []int{0}, "producer": st.producer})
+			if code != st.code || (code == 200 && body["created"] != st.created) {
+				t.Fatalf("register by %q = %d %v, want %d", st.producer, code, body, st.code)
+			}
+			if code == 409 && !strings.Contains(body["error"].(string), `already registered by producer "ingest-a"`) {
+				t.Errorf("register by %q error = %v, want it to name the first producer", st.producer, body)
+			}
+		}
+		if code, body := call(t, "GET", api+"/files/"+h, nil); code != 200 || body["producer"] != "ingest-a" {
+			t.Errorf("file = %d %v, want producer ingest-a", code, body)
+		}
+	})
+
 	t.Run("summary", func(t *testing.T) {
 		code, body := call(t, "GET", api+"/metrics/summary", nil)
-		if code != 200 || body["total"] != 2.0 {
-			t.Fatalf("summary = %d %v, want total 2", code, body)
+		if code != 200 || body["total"] != 4.0 {
+			t.Fatalf("summary = %d %v, want total 4", code, body)
 		}
 		byStage := body["by_stage"].(map[string]any)
 		ingest := byStage["event-ingest"].(map[string]any)
-		if ingest["done"] != 2.0 || ingest["new"] != 0.0 {
-			t.Errorf("by_stage.event-ingest = %v, want done 2", ingest)
+		if ingest["done"] != 3.0 || ingest["started"] != 1.0 {
+			t.Errorf("by_stage.event-ingest = %v, want done 3, started 1", ingest)
 		}
 		worker := byStage["shard-worker"].(map[string]any)
-		if worker["done"] != 1.0 || worker["new"] != 1.0 {
-			t.Errorf("by_stage.shard-worker = %v, want done 1, new 1", worker)
+		if worker["done"] != 1.0 || worker["new"] != 2.0 || worker["started"] != 1.0 {
+			t.Errorf("by_stage.shard-worker = %v, want done 1, new 2, started 1", worker)
 		}
 		if shards := body["by_shard"].([]any); len(shards) != 2 {
 			t.Errorf("by_shard = %v, want 2 shards", shards)
@@ -264,10 +333,10 @@ func TestClientRetriesAndClassifies(t *testing.T) {
 	base := newServer(t)
 	c := pipeline.NewClient(pipeline.ClientConfig{URL: base + BasePath})
 	ctx := t.Context()
-	if _, err := c.Register(ctx, "20250101000000", []int{0}); err != nil {
+	if _, err := c.Register(ctx, "20250101000000", []int{0}, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Transition(ctx, pipeline.StageShardSplitter, pipeline.TransitionStart, "20250101000000", 0); !errors.Is(err, pipeline.ErrConflict) {
+	if _, err := c.Transition(ctx, pipeline.StageShardSplitter, pipeline.TransitionStart, "20250101000000", 0, ""); !errors.Is(err, pipeline.ErrConflict) {
 		t.Errorf("start before ingest done: err = %v, want ErrConflict", err)
 	}
 	if _, err := c.File(ctx, "20990101000000"); !errors.Is(err, pipeline.ErrNotFound) {

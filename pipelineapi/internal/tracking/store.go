@@ -7,15 +7,19 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/shopledger/shopledger/internal/pipeline"
+	"github.com/shopledger/shopledger/internal/sqldb"
 )
 
 // ErrNotFound is returned for a file (or file and shard) with no rows.
 var ErrNotFound = errors.New("not found")
 
-// ErrIllegal is returned for a transition the state machine refuses.
+// ErrIllegal is returned for a transition the state machine refuses, a
+// start of a task another owner holds, or a register of a stem another
+// producer registered.
 var ErrIllegal = errors.New("illegal transition")
 
 // Store reads and writes pipeline_tracking.
@@ -26,7 +30,7 @@ type Store struct {
 // NewStore returns a store on db (pipeline_db).
 func NewStore(db *sql.DB) *Store { return &Store{db: db} }
 
-var stageColumn = map[string]string{
+var stageColumn = map[pipeline.Stage]string{
 	pipeline.StageEventIngest:   "event_ingest_status",
 	pipeline.StageShardSplitter: "shard_splitter_status",
 	pipeline.StageShardWorker:   "shard_worker_status",
@@ -34,7 +38,7 @@ var stageColumn = map[string]string{
 }
 
 // previous is the stage that must be done before a stage may start.
-var previous = map[string]string{
+var previous = map[pipeline.Stage]pipeline.Stage{
 	pipeline.StageShardSplitter: pipeline.StageEventIngest,
 	pipeline.StageShardWorker:   pipeline.StageShardSplitter,
 	pipeline.StageMySQLSender:   pipeline.StageShardWorker,
@@ -44,37 +48,50 @@ var previous = map[string]string{
 // from, the status it leads to, and whether asking for it again once there
 // is a harmless repeat (so a client retrying after a lost answer succeeds).
 type rule struct {
-	from       []string
-	to         string
+	from       []pipeline.Status
+	to         pipeline.Status
 	idempotent bool
 }
 
-var rules = map[string]rule{
-	pipeline.TransitionStart: {from: []string{pipeline.StatusNew}, to: pipeline.StatusStarted},
-	pipeline.TransitionDone:  {from: []string{pipeline.StatusStarted}, to: pipeline.StatusDone, idempotent: true},
-	pipeline.TransitionFail:  {from: []string{pipeline.StatusNew, pipeline.StatusStarted}, to: pipeline.StatusFailed, idempotent: true},
-	pipeline.TransitionRetry: {from: []string{pipeline.StatusFailed}, to: pipeline.StatusNew},
+var rules = map[pipeline.Transition]rule{
+	pipeline.TransitionStart: {from: []pipeline.Status{pipeline.StatusNew}, to: pipeline.StatusStarted},
+	pipeline.TransitionDone:  {from: []pipeline.Status{pipeline.StatusStarted}, to: pipeline.StatusDone, idempotent: true},
+	pipeline.TransitionFail:  {from: []pipeline.Status{pipeline.StatusNew, pipeline.StatusStarted}, to: pipeline.StatusFailed, idempotent: true},
+	pipeline.TransitionRetry: {from: []pipeline.Status{pipeline.StatusFailed}, to: pipeline.StatusNew},
 }
 
 // Register creates one row per shard (event_ingest started, others new) and
-// returns how many rows it created; rows that exist are left alone.
-func (s *Store) Register(ctx context.Context, filename string, shards []int) (int, error) {
-	var q strings.Builder
-	q.WriteString("INSERT IGNORE INTO pipeline_tracking (filename, shard, event_ingest_status) VALUES ")
-	args := make([]any, 0, 2*len(shards))
-	for i, sh := range shards {
-		if i > 0 {
-			q.WriteString(",")
-		}
-		q.WriteString("(?, ?, 'started')")
-		args = append(args, filename, sh)
+// returns how many rows it created; rows that exist are left alone. A stem
+// another producer registered is refused with ErrIllegal: its file would
+// overwrite the other's.
+func (s *Store) Register(ctx context.Context, filename string, shards []int, producer string) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
 	}
-	res, err := s.db.ExecContext(ctx, q.String(), args...)
+	defer tx.Rollback()
+	// The locking read also locks the gap, so two registers of a new stem
+	// run one after the other.
+	var other sql.NullString
+	err = tx.QueryRowContext(ctx, "SELECT MIN(producer) FROM pipeline_tracking WHERE filename = ? AND producer <> ? FOR UPDATE",
+		filename, producer).Scan(&other)
 	if err != nil {
 		return 0, fmt.Errorf("register %s: %w", filename, err)
 	}
-	n, _ := res.RowsAffected()
-	return int(n), nil
+	if other.Valid {
+		return 0, fmt.Errorf("%w: file %s is already registered by producer %q, not %q: two writers used the same second; "+
+			"its events file must not be overwritten, register the next second instead", ErrIllegal, filename, other.String, producer)
+	}
+	ins := sqldb.Bulk{Head: "INSERT INTO pipeline_tracking (filename, shard, event_ingest_status, producer) VALUES ",
+		Tail: " ON DUPLICATE KEY UPDATE id = id", Cols: 4}
+	for _, sh := range shards {
+		ins.Add(filename, sh, pipeline.StatusStarted, producer)
+	}
+	n, err := ins.ExecCount(ctx, tx)
+	if err != nil {
+		return 0, fmt.Errorf("register %s: %w", filename, err)
+	}
+	return int(n), tx.Commit()
 }
 
 // IngestDone marks event_ingest done on every shard row of filename and
@@ -86,27 +103,22 @@ func (s *Store) IngestDone(ctx context.Context, filename string) (int, error) {
 		return 0, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, "SELECT shard, event_ingest_status FROM pipeline_tracking WHERE filename = ? FOR UPDATE", filename)
-	if err != nil {
-		return 0, fmt.Errorf("ingest done %s: %w", filename, err)
-	}
 	n := 0
 	var bad []string
-	for rows.Next() {
+	err = sqldb.Each(ctx, tx, "SELECT shard, event_ingest_status FROM pipeline_tracking WHERE filename = ? FOR UPDATE", func(r *sql.Rows) error {
 		var shard int
-		var st string
-		if err := rows.Scan(&shard, &st); err != nil {
-			rows.Close()
-			return 0, err
+		var st pipeline.Status
+		if err := r.Scan(&shard, &st); err != nil {
+			return err
 		}
 		n++
 		if st != pipeline.StatusStarted && st != pipeline.StatusDone {
 			bad = append(bad, fmt.Sprintf("shard %d is %s", shard, st))
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
+		return nil
+	}, filename)
+	if err != nil {
+		return 0, fmt.Errorf("ingest done %s: %w", filename, err)
 	}
 	if n == 0 {
 		return 0, fmt.Errorf("file %s: %w", filename, ErrNotFound)
@@ -122,20 +134,39 @@ func (s *Store) IngestDone(ctx context.Context, filename string) (int, error) {
 	return int(changed), tx.Commit()
 }
 
-// Transition applies transition to stage of (filename, shard) and returns the
-// new status. The change is one conditional UPDATE, so of several concurrent
-// callers exactly one moves a row out of a given status: two workers never
-// both start the same task.
-func (s *Store) Transition(ctx context.Context, filename string, shard int, stage, transition string) (string, error) {
+// Transition applies transition to stage of (filename, shard) on behalf of
+// owner ("" for an anonymous client) and returns the new status.
+//
+// The change is one conditional UPDATE, so of several concurrent callers
+// exactly one moves a row out of a given status: two workers never both
+// start the same task. A start by the owner that already started the task
+// succeeds again (its first answer may have been lost); a done or fail of
+// a task another owner started is refused.
+func (s *Store) Transition(ctx context.Context, filename string, shard int, stage pipeline.Stage, transition pipeline.Transition, owner string) (pipeline.Status, error) {
 	col, r := stageColumn[stage], rules[transition]
-	q := "UPDATE pipeline_tracking SET " + col + " = ? WHERE filename = ? AND shard = ? AND " + col + " IN (" + placeholders(len(r.from)) + ")"
-	args := []any{r.to, filename, shard}
+	set := col + " = ?"
+	args := []any{r.to}
+	switch transition {
+	case pipeline.TransitionStart:
+		set += ", owner = NULLIF(?, ''), started_at = CURRENT_TIMESTAMP(6)"
+		args = append(args, owner)
+	case pipeline.TransitionRetry:
+		set += ", owner = NULL, started_at = NULL"
+	}
+	q := "UPDATE pipeline_tracking SET " + set + " WHERE filename = ? AND shard = ? AND " + col + " IN (" + placeholders(len(r.from)) + ")"
+	args = append(args, filename, shard)
 	for _, f := range r.from {
 		args = append(args, f)
 	}
-	prev := previous[stage]
-	if transition == pipeline.TransitionStart && prev != "" {
+	prev, hasPrev := previous[stage]
+	if transition == pipeline.TransitionStart && hasPrev {
 		q += " AND " + stageColumn[prev] + " = 'done'"
+	}
+	if transition == pipeline.TransitionDone || transition == pipeline.TransitionFail {
+		// Only the owner, or an anonymous client (an operator), may end a
+		// task another owner started.
+		q += " AND (? = '' OR owner IS NULL OR owner = ? OR " + col + " <> 'started')"
+		args = append(args, owner, owner)
 	}
 	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {
@@ -144,97 +175,115 @@ func (s *Store) Transition(ctx context.Context, filename string, shard int, stag
 	if n, _ := res.RowsAffected(); n == 1 {
 		return r.to, nil
 	}
-	// Nothing changed: say why.
-	var cur, prevStatus string
+	return s.refused(ctx, filename, shard, stage, transition, owner)
+}
+
+// refused says why a transition changed nothing, or accepts a harmless
+// repeat.
+func (s *Store) refused(ctx context.Context, filename string, shard int, stage pipeline.Stage, transition pipeline.Transition, owner string) (pipeline.Status, error) {
+	col, r := stageColumn[stage], rules[transition]
+	prev, hasPrev := previous[stage]
 	prevCol := "'done'"
-	if prev != "" {
+	if hasPrev {
 		prevCol = stageColumn[prev]
 	}
-	err = s.db.QueryRowContext(ctx, "SELECT "+col+", "+prevCol+" FROM pipeline_tracking WHERE filename = ? AND shard = ?", filename, shard).Scan(&cur, &prevStatus)
+	var cur, prevStatus pipeline.Status
+	var holder sql.NullString
+	err := s.db.QueryRowContext(ctx, "SELECT "+col+", "+prevCol+", owner FROM pipeline_tracking WHERE filename = ? AND shard = ?",
+		filename, shard).Scan(&cur, &prevStatus, &holder)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("file %s shard %d: %w", filename, shard, ErrNotFound)
 	}
 	if err != nil {
 		return "", err
 	}
-	if cur == r.to && r.idempotent {
+	switch {
+	case transition == pipeline.TransitionStart && cur == pipeline.StatusStarted && owner != "" && holder.String == owner:
+		return cur, nil // the owner's retry of its own start
+	case cur == r.to && r.idempotent:
 		return cur, nil
-	}
-	if contains(r.from, cur) && transition == pipeline.TransitionStart && prevStatus != pipeline.StatusDone {
+	case cur == pipeline.StatusStarted && holder.Valid && owner != "" && holder.String != owner:
+		return "", fmt.Errorf("%w: %s of %s shard %d was started by %q, not %q", ErrIllegal, stage, filename, shard, holder.String, owner)
+	case slices.Contains(r.from, cur) && transition == pipeline.TransitionStart && prevStatus != pipeline.StatusDone:
 		return "", fmt.Errorf("%w: cannot start %s: %s is %s, not done", ErrIllegal, stage, prev, prevStatus)
 	}
-	return "", fmt.Errorf("%w: %s of %s is %s; %s needs %s", ErrIllegal, stage, filename, cur, transition, strings.Join(r.from, " or "))
+	from := make([]string, len(r.from))
+	for i, f := range r.from {
+		from[i] = string(f)
+	}
+	return "", fmt.Errorf("%w: %s of %s is %s; %s needs %s", ErrIllegal, stage, filename, cur, transition, strings.Join(from, " or "))
 }
 
-// Queue lists up to limit (file, shard) items ready for stage, oldest first.
-// shard < 0 means every shard.
-func (s *Store) Queue(ctx context.Context, stage string, shard, limit, offset int) ([]pipeline.QueueItem, error) {
+// Queue lists up to limit (file, shard) items ready for stage, oldest first,
+// or, with startedBy set, the items of stage that owner started and has not
+// finished. shard < 0 means every shard.
+func (s *Store) Queue(ctx context.Context, stage pipeline.Stage, shard int, startedBy string, limit, offset int) ([]pipeline.QueueItem, error) {
 	q := "SELECT filename, shard, created_at FROM pipeline_tracking WHERE " + stageColumn[stage] + " = 'new' AND " +
 		stageColumn[previous[stage]] + " = 'done'"
 	args := []any{}
+	if startedBy != "" {
+		q = "SELECT filename, shard, created_at FROM pipeline_tracking WHERE " + stageColumn[stage] + " = 'started' AND owner = ?"
+		args = append(args, startedBy)
+	}
 	if shard >= 0 {
 		q += " AND shard = ?"
 		args = append(args, shard)
 	}
 	q += " ORDER BY created_at, filename, shard LIMIT ? OFFSET ?"
 	args = append(args, limit, offset)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	items := []pipeline.QueueItem{}
+	err := sqldb.Each(ctx, s.db, q, func(r *sql.Rows) error {
+		var it pipeline.QueueItem
+		err := r.Scan(&it.Filename, &it.Shard, &it.CreatedAt)
+		items = append(items, it)
+		return err
+	}, args...)
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: %w", stage, err)
 	}
-	defer rows.Close()
-	items := []pipeline.QueueItem{}
-	for rows.Next() {
-		var it pipeline.QueueItem
-		if err := rows.Scan(&it.Filename, &it.Shard, &it.CreatedAt); err != nil {
-			return nil, err
-		}
-		items = append(items, it)
-	}
-	return items, rows.Err()
+	return items, nil
 }
 
-// File returns every shard row of filename, or ErrNotFound.
-func (s *Store) File(ctx context.Context, filename string) ([]pipeline.ShardStatus, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT shard, event_ingest_status, shard_splitter_status, shard_worker_status,
-		mysql_sender_status, updated_at FROM pipeline_tracking WHERE filename = ? ORDER BY shard`, filename)
-	if err != nil {
-		return nil, fmt.Errorf("file %s: %w", filename, err)
-	}
-	defer rows.Close()
-	var out []pipeline.ShardStatus
-	for rows.Next() {
+// File returns the producer and every shard row of filename, or
+// ErrNotFound.
+func (s *Store) File(ctx context.Context, filename string) (pipeline.FileResponse, error) {
+	out := pipeline.FileResponse{Filename: filename}
+	err := sqldb.Each(ctx, s.db, `SELECT shard, event_ingest_status, shard_splitter_status, shard_worker_status,
+		mysql_sender_status, updated_at, owner, started_at, producer FROM pipeline_tracking WHERE filename = ? ORDER BY shard`, func(r *sql.Rows) error {
 		var st pipeline.ShardStatus
-		if err := rows.Scan(&st.Shard, &st.EventIngestStatus, &st.ShardSplitterStatus, &st.ShardWorkerStatus, &st.MySQLSenderStatus, &st.UpdatedAt); err != nil {
-			return nil, err
+		var owner sql.NullString
+		var started sql.NullTime
+		if err := r.Scan(&st.Shard, &st.EventIngestStatus, &st.ShardSplitterStatus, &st.ShardWorkerStatus, &st.MySQLSenderStatus,
+			&st.UpdatedAt, &owner, &started, &out.Producer); err != nil {
+			return err
 		}
-		out = append(out, st)
+		st.Owner = owner.String
+		if started.Valid {
+			st.StartedAt = &started.Time
+		}
+		out.Shards = append(out.Shards, st)
+		return nil
+	}, filename)
+	if err != nil {
+		return out, fmt.Errorf("file %s: %w", filename, err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("file %s: %w", filename, ErrNotFound)
+	if len(out.Shards) == 0 {
+		return out, fmt.Errorf("file %s: %w", filename, ErrNotFound)
 	}
 	return out, nil
 }
 
 // Summary counts rows per stage and status, and per shard.
 func (s *Store) Summary(ctx context.Context) (pipeline.Summary, error) {
-	out := pipeline.Summary{ByStage: map[string]pipeline.StageCounts{}, ByShard: []pipeline.ShardCounts{}}
+	out := pipeline.Summary{ByStage: map[pipeline.Stage]pipeline.StageCounts{}, ByShard: []pipeline.ShardCounts{}}
 	for _, stage := range pipeline.Stages {
 		col := stageColumn[stage]
-		rows, err := s.db.QueryContext(ctx, "SELECT "+col+", COUNT(*) FROM pipeline_tracking GROUP BY "+col)
-		if err != nil {
-			return out, fmt.Errorf("summary: %w", err)
-		}
 		var c pipeline.StageCounts
-		for rows.Next() {
-			var st string
+		err := sqldb.Each(ctx, s.db, "SELECT "+col+", COUNT(*) FROM pipeline_tracking GROUP BY "+col, func(r *sql.Rows) error {
+			var st pipeline.Status
 			var n int
-			if err := rows.Scan(&st, &n); err != nil {
-				rows.Close()
-				return out, err
+			if err := r.Scan(&st, &n); err != nil {
+				return err
 			}
 			switch st {
 			case pipeline.StatusNew:
@@ -246,27 +295,29 @@ func (s *Store) Summary(ctx context.Context) (pipeline.Summary, error) {
 			case pipeline.StatusFailed:
 				c.Failed = n
 			}
+			return nil
+		})
+		if err != nil {
+			return out, fmt.Errorf("summary: %w", err)
 		}
-		rows.Close()
 		out.ByStage[stage] = c
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT shard, COUNT(*),
+	err := sqldb.Each(ctx, s.db, `SELECT shard, COUNT(*),
 		SUM(mysql_sender_status = 'done'),
 		SUM(event_ingest_status = 'failed' OR shard_splitter_status = 'failed' OR shard_worker_status = 'failed' OR mysql_sender_status = 'failed')
-		FROM pipeline_tracking GROUP BY shard ORDER BY shard`)
-	if err != nil {
-		return out, fmt.Errorf("summary: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+		FROM pipeline_tracking GROUP BY shard ORDER BY shard`, func(r *sql.Rows) error {
 		var c pipeline.ShardCounts
-		if err := rows.Scan(&c.Shard, &c.Total, &c.Done, &c.Failed); err != nil {
-			return out, err
+		if err := r.Scan(&c.Shard, &c.Total, &c.Done, &c.Failed); err != nil {
+			return err
 		}
 		out.Total += c.Total
 		out.ByShard = append(out.ByShard, c)
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("summary: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Ping checks the database.
@@ -274,13 +325,4 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

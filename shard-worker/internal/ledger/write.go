@@ -15,7 +15,8 @@ import (
 // write stores the batch's results.
 func (s *state) write(ctx context.Context, tx *sql.Tx) error {
 	if len(s.goods) > 0 {
-		g := sqldb.Bulk{Head: "INSERT IGNORE INTO good (id, name, price) VALUES ", Cols: 3}
+		// Not INSERT IGNORE, which would also turn a bad value into a warning.
+		g := sqldb.Bulk{Head: "INSERT INTO good (id, name, price) VALUES ", Tail: " ON DUPLICATE KEY UPDATE id = id", Cols: 3}
 		for _, id := range sortedKeys(s.goods) {
 			g.Add(id, "good-"+strconv.FormatInt(id, 10), s.goods[id].String())
 		}

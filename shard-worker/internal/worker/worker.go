@@ -1,13 +1,13 @@
 // Package worker runs one shard's two pipeline stages: shard-worker (read the
 // splitter's file for this shard, validate every line, write the prepared
 // file) and mysql-sender (apply the prepared file to the shard through the
-// ledger). It claims each task with the pipeline API's start, journals the
-// claim in the shard database first, and on restart resumes every task it had
-// started, so a kill -9 at any instant leaves nothing stuck or lost.
+// ledger). It claims each task with the pipeline API's start as owner
+// shard-worker-<shard> (unique: the shard's writer lock), and on restart
+// resumes every task it had started, so a kill -9 at any instant leaves
+// nothing stuck or lost.
 package worker
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -34,11 +34,15 @@ type Config struct {
 	PollInterval time.Duration // wait between empty polls of the queues
 }
 
+// LockName is the MySQL named lock a shard's worker holds while it runs:
+// the ledger assumes it is the shard's only writer.
+const LockName = "shopledger.shard-worker"
+
 // Worker is one shard's worker.
 type Worker struct {
 	cfg     Config
 	db      *sql.DB
-	api     *pipeline.Client
+	claims  stage.Claims
 	ledger  *ledger.Ledger
 	log     *slog.Logger
 	metrics *metrics
@@ -46,7 +50,8 @@ type Worker struct {
 
 // New builds a worker.
 func New(cfg Config, db *sql.DB, api *pipeline.Client, l *ledger.Ledger, log *slog.Logger, reg prometheus.Registerer) *Worker {
-	return &Worker{cfg: cfg, db: db, api: api, ledger: l, log: log, metrics: newMetrics(reg, cfg.Shard)}
+	return &Worker{cfg: cfg, db: db, ledger: l, log: log, metrics: newMetrics(reg, cfg.Shard),
+		claims: stage.Claims{API: api, Owner: fmt.Sprintf("shard-worker-%d", cfg.Shard), Log: log}}
 }
 
 // errPermanent marks failures that retrying cannot mend (a missing or
@@ -59,20 +64,27 @@ func (w *Worker) Run(ctx context.Context) error {
 	return stage.Run(ctx, w.cfg.PollInterval, w.log, w.Step)
 }
 
-// Step does one unit of work: expire pending returns, resume a claimed task,
-// or take the oldest ready task. It reports whether it did a task.
+// stages are the worker's stages, the later one first: a file on its way
+// to the shard goes before new files.
+var stages = []pipeline.Stage{pipeline.StageMySQLSender, pipeline.StageShardWorker}
+
+// Step does one unit of work: resume a task this worker had started, or
+// take the oldest ready task; with nothing to do, expire pending returns
+// (only then: a return's purchase may still be in the backlog). It reports
+// whether it did something.
 func (w *Worker) Step(ctx context.Context) (bool, error) {
-	if n, err := w.ledger.ExpirePending(ctx); err != nil {
-		return false, err
-	} else if n > 0 {
-		w.log.Info("pending returns expired as orphaned", "count", n)
-		w.metrics.events.WithLabelValues(string(ledger.StatusRejected)).Add(float64(n))
+	for _, st := range stages {
+		items, err := w.claims.Started(ctx, st, w.cfg.Shard, 1)
+		if err != nil {
+			return false, err
+		}
+		if len(items) > 0 {
+			w.log.Info("resuming task", "stage", st, "file", items[0].Filename)
+			return true, w.run(ctx, st, items[0].Filename)
+		}
 	}
-	if did, err := w.resume(ctx); did || err != nil {
-		return did, err
-	}
-	for _, stage := range []string{pipeline.StageMySQLSender, pipeline.StageShardWorker} {
-		items, err := w.api.Queue(ctx, stage, w.cfg.Shard, 1)
+	for _, st := range stages {
+		items, err := w.claims.API.Queue(ctx, st, w.cfg.Shard, 1)
 		if err != nil {
 			return false, err
 		}
@@ -80,134 +92,86 @@ func (w *Worker) Step(ctx context.Context) (bool, error) {
 			continue
 		}
 		file := items[0].Filename
-		ok, err := w.claim(ctx, stage, file)
+		ok, err := w.claims.Claim(ctx, st, file, w.cfg.Shard)
 		if err != nil || !ok {
 			return ok, err
 		}
-		return true, w.run(ctx, stage, file)
+		return true, w.run(ctx, st, file)
 	}
-	return false, nil
-}
-
-// resume finishes the tasks this shard's worker had started.
-func (w *Worker) resume(ctx context.Context) (bool, error) {
-	rows, err := w.db.QueryContext(ctx, "SELECT stage, filename FROM stage_claim ORDER BY created_at, filename")
+	n, err := w.ledger.ExpirePending(ctx)
 	if err != nil {
-		return false, fmt.Errorf("read claims: %w", err)
+		return false, err
 	}
-	type claim struct{ stage, file string }
-	var claims []claim
-	for rows.Next() {
-		var c claim
-		if err := rows.Scan(&c.stage, &c.file); err != nil {
-			rows.Close()
-			return false, err
-		}
-		claims = append(claims, c)
+	if n > 0 {
+		w.log.Info("pending returns expired as orphaned", "count", n)
+		w.metrics.events.WithLabelValues(string(ledger.StatusRejected)).Add(float64(n))
 	}
-	rows.Close()
-	for _, c := range claims {
-		st, err := w.status(ctx, c.stage, c.file)
-		if err != nil {
-			return false, err
-		}
-		if st != pipeline.StatusStarted {
-			// Done, failed, never started, or unknown: nothing of ours runs.
-			if err := w.unclaim(ctx, c.stage, c.file); err != nil {
-				return false, err
-			}
-			continue
-		}
-		w.log.Info("resuming task", "stage", c.stage, "file", c.file)
-		return true, w.run(ctx, c.stage, c.file)
-	}
-	return false, nil
-}
-
-func (w *Worker) status(ctx context.Context, stage, file string) (string, error) {
-	f, err := w.api.File(ctx, file)
-	if errors.Is(err, pipeline.ErrNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	for _, s := range f.Shards {
-		if s.Shard == w.cfg.Shard {
-			return s.Status(stage), nil
-		}
-	}
-	return "", nil
-}
-
-// claim journals the claim, then starts the task. A refused start (another
-// worker has it, or it moved on) is not an error.
-func (w *Worker) claim(ctx context.Context, stage, file string) (bool, error) {
-	if _, err := w.db.ExecContext(ctx, "INSERT IGNORE INTO stage_claim (stage, filename) VALUES (?, ?)", stage, file); err != nil {
-		return false, fmt.Errorf("journal claim: %w", err)
-	}
-	_, err := w.api.Transition(ctx, stage, pipeline.TransitionStart, file, w.cfg.Shard)
-	if errors.Is(err, pipeline.ErrConflict) {
-		w.log.Warn("task taken by someone else", "stage", stage, "file", file, "err", err)
-		return false, w.unclaim(ctx, stage, file)
-	}
-	return err == nil, err
-}
-
-func (w *Worker) unclaim(ctx context.Context, stage, file string) error {
-	_, err := w.db.ExecContext(ctx, "DELETE FROM stage_claim WHERE stage = ? AND filename = ?", stage, file)
-	return err
+	return n > 0, nil
 }
 
 // run performs a claimed task and reports its end to the API.
-func (w *Worker) run(ctx context.Context, stage, file string) error {
+func (w *Worker) run(ctx context.Context, st pipeline.Stage, file string) error {
 	start := time.Now()
 	var err error
-	switch stage {
+	switch st {
 	case pipeline.StageShardWorker:
 		err = w.prepare(file)
 	case pipeline.StageMySQLSender:
 		err = w.send(ctx, file)
 	}
-	transition := pipeline.TransitionDone
-	if err != nil {
+	failed := err != nil
+	if failed {
 		if !errors.Is(err, errPermanent) {
-			return fmt.Errorf("%s %s: %w", stage, file, err)
+			return fmt.Errorf("%s %s: %w", st, file, err)
 		}
-		w.log.Error("task failed", "stage", stage, "file", file, "shard", w.cfg.Shard, "reason", err)
-		transition = pipeline.TransitionFail
+		w.log.Error("task failed", "stage", st, "file", file, "shard", w.cfg.Shard, "reason", err)
 	}
-	if _, err := w.api.Transition(ctx, stage, transition, file, w.cfg.Shard); err != nil {
-		return fmt.Errorf("%s %s: mark %s: %w", stage, file, transition, err)
+	if err := w.claims.Finish(ctx, st, file, w.cfg.Shard, failed); err != nil {
+		return err
 	}
-	w.metrics.tasks.WithLabelValues(stage, transition).Inc()
-	w.log.Info("task finished", "stage", stage, "file", file, "result", transition, "took", time.Since(start).Round(time.Millisecond))
-	return w.unclaim(ctx, stage, file)
+	result := pipeline.TransitionDone
+	if failed {
+		result = pipeline.TransitionFail
+	}
+	w.metrics.tasks.WithLabelValues(string(st), string(result)).Inc()
+	w.log.Info("task finished", "stage", st, "file", file, "result", result, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// inputError classifies an error reading a task's input: a missing file
+// or a damaged line cannot be mended by retrying (errPermanent); any other
+// error (a disk error, too many open files) is retried.
+func inputError(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %v", errPermanent, err)
+	}
+	return err
 }
 
 // prepare turns the splitter's file for this shard into the prepared file.
+// Errors writing it (a full disk, say) are retried.
 func (w *Worker) prepare(file string) error {
 	in := w.cfg.Spool.SplitFile(file, w.cfg.Shard)
 	out, err := spool.Create(w.cfg.Spool.PreparedFile(file, w.cfg.Shard))
 	if err != nil {
-		return fmt.Errorf("%w: %v", errPermanent, err)
+		return err
 	}
 	enc := json.NewEncoder(out)
-	err = spool.ReadLines(in, func(n int, line []byte) error {
+	err = spool.ReadLines(in, spool.MaxLine, func(l spool.Line) error {
 		var r event.Routed
-		if err := json.Unmarshal(line, &r); err != nil {
-			return fmt.Errorf("%s line %d: not a splitter line: %v", in, n, err)
+		if l.TooLong() {
+			return fmt.Errorf("%w: %s line %d: %d bytes, longer than any splitter line", errPermanent, in, l.N, l.Len)
+		}
+		if err := json.Unmarshal(l.Bytes, &r); err != nil {
+			return fmt.Errorf("%w: %s line %d: not a splitter line: %v", errPermanent, in, l.N, err)
 		}
 		return enc.Encode(event.Prepare(r))
 	})
 	if err != nil {
 		out.Abort()
-		return fmt.Errorf("%w: %v", errPermanent, err)
+		return inputError(err)
 	}
-	if err := out.Commit(); err != nil {
-		return fmt.Errorf("%w: %v", errPermanent, err)
-	}
-	return nil
+	return out.Commit()
 }
 
 // send applies the prepared file in batches. Each batch commits the number
@@ -216,17 +180,10 @@ func (w *Worker) prepare(file string) error {
 // line once.
 func (w *Worker) send(ctx context.Context, file string) error {
 	path := w.cfg.Spool.PreparedFile(file, w.cfg.Shard)
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errPermanent, err)
-	}
-	defer f.Close()
 	done, err := w.ledger.Applied(ctx, file)
 	if err != nil {
 		return err
 	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	batch := make([]event.Prepared, 0, w.cfg.BatchSize)
 	var total ledger.Stats
 	n := 0
@@ -244,24 +201,26 @@ func (w *Worker) send(ctx context.Context, file string) error {
 		batch = batch[:0]
 		return nil
 	}
-	for sc.Scan() {
-		n++
+	err = spool.ReadLines(path, spool.MaxLine, func(l spool.Line) error {
+		n = l.N
 		if n <= done {
-			continue
+			return nil
 		}
 		var p event.Prepared
-		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+		if l.TooLong() {
+			return fmt.Errorf("%w: %s line %d: %d bytes, longer than any prepared line", errPermanent, path, n, l.Len)
+		}
+		if err := json.Unmarshal(l.Bytes, &p); err != nil {
 			return fmt.Errorf("%w: %s line %d: %v", errPermanent, path, n, err)
 		}
 		batch = append(batch, p)
 		if len(batch) == w.cfg.BatchSize {
-			if err := flush(); err != nil {
-				return err
-			}
+			return flush()
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%w: %s: %v", errPermanent, path, err)
+		return nil
+	})
+	if err != nil {
+		return inputError(err)
 	}
 	if err := flush(); err != nil {
 		return err

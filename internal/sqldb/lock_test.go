@@ -1,4 +1,4 @@
-package worker
+package sqldb_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopledger/shopledger/internal/sqldb"
 	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/schema"
 )
@@ -17,26 +18,26 @@ func TestSecondWriterIsRefused(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan struct{})
 	done := make(chan error, 1)
-	go func() { done <- HoldWriterLock(ctx, db, first) }()
+	go func() { done <- sqldb.HoldLock(ctx, db, "test.writer", first) }()
 	select {
 	case <-first:
 	case err := <-done:
-		t.Fatalf("first HoldWriterLock = %v, want it to hold the lock", err)
+		t.Fatalf("first HoldLock = %v, want it to hold the lock", err)
 	case <-time.After(10 * time.Second):
-		t.Fatal("first HoldWriterLock did not take the lock")
+		t.Fatal("first HoldLock did not take the lock")
 	}
-	if err := HoldWriterLock(context.Background(), db, make(chan struct{})); !errors.Is(err, ErrLocked) {
-		t.Fatalf("second HoldWriterLock = %v, want ErrLocked", err)
+	if err := sqldb.HoldLock(context.Background(), db, "test.writer", make(chan struct{})); !errors.Is(err, sqldb.ErrLocked) {
+		t.Fatalf("second HoldLock = %v, want ErrLocked", err)
 	}
 	cancel()
 	if err := <-done; err != nil {
-		t.Fatalf("first HoldWriterLock on cancel = %v, want nil", err)
+		t.Fatalf("first HoldLock on cancel = %v, want nil", err)
 	}
 	// Released: a new worker can start.
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
 	again := make(chan struct{})
-	go HoldWriterLock(ctx2, db, again)
+	go sqldb.HoldLock(ctx2, db, "test.writer", again)
 	select {
 	case <-again:
 	case <-time.After(10 * time.Second):
