@@ -35,6 +35,10 @@ type Config struct {
 		ShardsCount int           `mapstructure:"shards_count"`
 		Timeout     time.Duration `mapstructure:"timeout"`
 		Retries     int           `mapstructure:"retries"`
+		// Producer names this writer to the pipeline API (unique per
+		// writer of one shared folder): a stem another producer registered
+		// is refused instead of overwriting its file.
+		Producer string `mapstructure:"producer"`
 	} `mapstructure:"pipeline"`
 }
 
@@ -52,6 +56,7 @@ func defaults() *Config {
 	c.Pipeline.ShardsCount = 2
 	c.Pipeline.Timeout = 5 * time.Second
 	c.Pipeline.Retries = 5
+	c.Pipeline.Producer = "ingest"
 	return c
 }
 
@@ -69,6 +74,7 @@ func (c *Config) Validate() error {
 	ch.Check(c.Events.MaxFiles >= 0, "events.max_files", "must not be negative")
 	ch.Check(c.Generator.Shops >= 1 && c.Generator.Goods >= 1 && c.Generator.Users >= 1, "generator", "shops, goods and users must be at least 1")
 	ch.Check(c.Pipeline.URL != "", "pipeline.url", "must be set")
+	ch.Check(c.Pipeline.Producer != "" && len(c.Pipeline.Producer) <= 128, "pipeline.producer", "must be 1..128 bytes, got %q", c.Pipeline.Producer)
 	ch.Check(c.Pipeline.ShardsCount >= 1 && c.Pipeline.ShardsCount <= 1024, "pipeline.shards_count", "must be 1..1024, got %d", c.Pipeline.ShardsCount)
 	if err := c.Logging.Validate(); err != nil {
 		return err

@@ -44,11 +44,14 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 	}
 	api := pipeline.NewClient(pipeline.ClientConfig{URL: cfg.Pipeline.URL, Timeout: cfg.Pipeline.Timeout, Retries: cfg.Pipeline.Retries})
 	reg := httpapi.NewRegistry()
-	gen := generator.New(generator.Config{Spool: dir, Interval: cfg.Events.GenerationInterval,
+	gen, err := generator.New(generator.Config{Spool: dir, Interval: cfg.Events.GenerationInterval,
 		EventsPerBatch: cfg.Events.EventsPerBatch, MaxBatchSize: cfg.Events.MaxBatchSize, Shards: cfg.Pipeline.ShardsCount,
 		MaxPayloadSize: cfg.Events.MaxPayloadSize, ValidationTimeout: cfg.Events.ValidationTimeout,
 		World: eventgen.World{Shops: cfg.Generator.Shops, Goods: cfg.Generator.Goods, Users: cfg.Generator.Users},
-		Seed:  seed, MaxFiles: cfg.Events.MaxFiles}, api, log, reg)
+		Seed:  seed, MaxFiles: cfg.Events.MaxFiles, Producer: cfg.Pipeline.Producer}, api, log, reg)
+	if err != nil {
+		return err
+	}
 	ready := func(context.Context) error {
 		f, err := os.CreateTemp(dir.EventsDir(), ".ready-*")
 		if err != nil {

@@ -45,6 +45,9 @@ type Config struct {
 	Seed              uint64
 	// MaxFiles stops the generator after this many files (0: never).
 	MaxFiles int
+	// Producer names this generator to the pipeline API: a stem another
+	// producer registered is refused rather than overwritten.
+	Producer string
 }
 
 // Stats is the body of GET /api/v1/events/stats.
@@ -72,22 +75,35 @@ type Generator struct {
 
 	mu       sync.Mutex
 	stats    Stats
-	external [][]byte
+	external []queued // posted requests on disk, waiting for a tick
 	undone   []string // files written whose done call has not gone through
 
 	events *prometheus.CounterVec
 	files  prometheus.Counter
 }
 
-// New builds a generator.
-func New(cfg Config, api *pipeline.Client, log *slog.Logger, reg prometheus.Registerer) *Generator {
+// New builds a generator, with the posted events a previous run accepted
+// and did not write yet.
+func New(cfg Config, api *pipeline.Client, log *slog.Logger, reg prometheus.Registerer) (*Generator, error) {
 	g := &Generator{cfg: cfg, api: api, log: log, model: eventgen.New(cfg.World, cfg.Seed),
 		stats:  Stats{StartedAt: time.Now().UTC(), EventsByType: map[string]int{}},
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ingest_events_total", Help: "Events written, by type."}, []string{"type"}),
 		files:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ingest_files_total", Help: "Events files written."}),
 	}
 	reg.MustRegister(g.events, g.files)
-	return g
+	if err := os.MkdirAll(cfg.Spool.IngestQueueDir(), 0o755); err != nil {
+		return nil, err
+	}
+	q, err := loadQueue(cfg.Spool.IngestQueueDir())
+	if err != nil {
+		return nil, err
+	}
+	g.external = q
+	g.stats.ExternalQueued = countLines(q)
+	if len(q) > 0 {
+		log.Info("posted events from before a restart are queued for the next file", "requests", len(q), "events", countLines(q))
+	}
+	return g, nil
 }
 
 // Run ticks until ctx ends (or MaxFiles files are written).
@@ -149,15 +165,23 @@ func (g *Generator) Tick(ctx context.Context, t time.Time) error {
 		g.count(func(s *Stats) { s.SkippedTicks++ })
 		return fmt.Errorf("file %s already exists (restarted within the same tick?); tick skipped", path)
 	}
-	limit := min(g.cfg.EventsPerBatch, g.cfg.MaxBatchSize)
+	limit := g.limit()
 	g.mu.Lock()
-	ext := g.external[:min(len(g.external), limit)]
-	g.external = g.external[len(ext):]
-	g.stats.ExternalQueued = len(g.external)
+	taken := 0 // whole requests, as many as fit
+	for n := 0; taken < len(g.external) && n+len(g.external[taken].lines) <= limit; taken++ {
+		n += len(g.external[taken].lines)
+	}
+	ext := g.external[:taken:taken]
+	g.external = g.external[taken:]
+	g.stats.ExternalQueued = countLines(g.external)
 	g.mu.Unlock()
+	var lines [][]byte
+	for _, q := range ext {
+		lines = append(lines, q.lines...)
+	}
 	n := 1 + g.model.IntN(limit)
-	lines := append(ext, g.model.Batch(stem, t, max(0, n-len(ext)))...)
-	if _, err := g.api.Register(ctx, stem, shard.All(g.cfg.Shards), ""); err != nil {
+	lines = append(lines, g.model.Batch(stem, t, max(0, n-len(lines)))...)
+	if _, err := g.api.Register(ctx, stem, shard.All(g.cfg.Shards), g.cfg.Producer); err != nil {
 		g.count(func(s *Stats) { s.RegisterFailures++ })
 		g.requeue(ext)
 		return fmt.Errorf("register %s: %w", stem, err)
@@ -175,9 +199,12 @@ func (g *Generator) Tick(ctx context.Context, t time.Time) error {
 			byType[h.Type.String()]++
 		}
 	}
-	if err := w.Commit(); err != nil {
+	if err := w.CommitNew(); err != nil { // never over another producer's file
 		g.requeue(ext)
 		return err
+	}
+	if err := dequeue(ext); err != nil {
+		g.log.Error("remove queued requests now written; they will be written again and recorded as duplicates", "file", stem, "err", err)
 	}
 	g.count(func(s *Stats) {
 		s.FilesWritten++
@@ -218,15 +245,19 @@ func (g *Generator) retryDone(ctx context.Context) {
 	}
 }
 
-func (g *Generator) requeue(lines [][]byte) {
-	if len(lines) == 0 {
+func (g *Generator) requeue(qs []queued) {
+	if len(qs) == 0 {
 		return
 	}
 	g.mu.Lock()
-	g.external = append(lines, g.external...)
-	g.stats.ExternalQueued = len(g.external)
+	g.external = append(qs, g.external...)
+	g.stats.ExternalQueued = countLines(g.external)
 	g.mu.Unlock()
 }
+
+// limit is the most events of one file, and of one posted request:
+// min(events_per_batch, max_batch_size).
+func (g *Generator) limit() int { return min(g.cfg.EventsPerBatch, g.cfg.MaxBatchSize) }
 
 func (g *Generator) count(f func(*Stats)) {
 	g.mu.Lock()
@@ -255,8 +286,9 @@ func (g *Generator) StatsHandler(w http.ResponseWriter, _ *http.Request) {
 }
 
 // PostHandler serves POST /api/v1/events: one event object or an array of
-// them, each validated as the shard worker would; all are queued for the
-// next file or none is.
+// at most min(events_per_batch, max_batch_size) of them, each validated as
+// the shard worker would; all are queued for the next file or none is. The
+// 202 answer means the events are on disk: a crash after it loses none.
 func (g *Generator) PostHandler(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ValidationTimeout)
 	defer cancel()
@@ -273,6 +305,11 @@ func (g *Generator) PostHandler(w http.ResponseWriter, r *http.Request) {
 	var raws []json.RawMessage
 	if err := json.Unmarshal(body, &raws); err != nil {
 		raws = []json.RawMessage{body}
+	}
+	if len(raws) > g.limit() {
+		httpapi.Error(w, http.StatusRequestEntityTooLarge, "%d events in one request; at most %d (min(events_per_batch, max_batch_size)) go into one file",
+			len(raws), g.limit())
+		return
 	}
 	lines := make([][]byte, 0, len(raws))
 	for i, raw := range raws {
@@ -296,14 +333,20 @@ func (g *Generator) PostHandler(w http.ResponseWriter, r *http.Request) {
 		lines = append(lines, buf.Bytes())
 	}
 	g.mu.Lock()
-	if len(g.external)+len(lines) > maxQueued {
-		g.mu.Unlock()
+	defer g.mu.Unlock()
+	if countLines(g.external)+len(lines) > maxQueued {
 		httpapi.Error(w, http.StatusTooManyRequests, "queue full (%d events waiting); retry later", maxQueued)
 		return
 	}
-	g.external = append(g.external, lines...)
+	q, err := enqueue(g.cfg.Spool.IngestQueueDir(), lines)
+	if err != nil {
+		g.log.Error("posted events not accepted: cannot write them to disk", "err", err)
+		w.Header().Set("Retry-After", "5")
+		httpapi.Error(w, http.StatusServiceUnavailable, "cannot store the events durably (%v); nothing was accepted, retry later", err)
+		return
+	}
+	g.external = append(g.external, q)
 	g.stats.ExternalAccepted += len(lines)
-	g.stats.ExternalQueued = len(g.external)
-	g.mu.Unlock()
+	g.stats.ExternalQueued = countLines(g.external)
 	httpapi.WriteJSON(w, http.StatusAccepted, map[string]int{"accepted": len(lines)})
 }

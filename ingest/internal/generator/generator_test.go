@@ -3,6 +3,8 @@ package generator
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -68,7 +70,10 @@ func newGenerator(t *testing.T, rec *recorder, cfg Config) (*Generator, string) 
 	cfg.Spool, cfg.Shards = rec.dir, 2
 	cfg.World = eventgen.World{Shops: 5, Goods: 5, Users: 10}
 	api := pipeline.NewClient(pipeline.ClientConfig{URL: srv.URL, Backoff: 10 * time.Millisecond})
-	g := New(cfg, api, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	g, err := New(cfg, api, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
 	os.MkdirAll(cfg.Spool.EventsDir(), 0o755)
 	return g, srv.URL
 }
@@ -170,5 +175,68 @@ func TestPostedEventsGoIntoTheNextFile(t *testing.T) {
 	}
 	if lines := readLines(t, rec.dir.EventsFile("20251015174141")); lines[0] != good {
 		t.Errorf("first line of the next file = %s, want the posted event", lines[0])
+	}
+}
+
+// A 202 means the events are on disk: a generator that dies before its
+// next tick (nothing of it survives but its folder) loses none of them;
+// the next generator on the same folder writes them into its first file,
+// and the queue is empty afterwards.
+func TestPostedEventsSurviveACrash(t *testing.T) {
+	rec := &recorder{t: t, dir: spool.Dir(t.TempDir())}
+	cfg := Config{Interval: time.Second, EventsPerBatch: 3, MaxBatchSize: 3, MaxPayloadSize: 1 << 20, ValidationTimeout: time.Second}
+	first, _ := newGenerator(t, rec, cfg)
+	var posted []string
+	for i := range 4 {
+		ev := fmt.Sprintf(`{"event_type":4,"payload":{"shop_id":%d,"active":true},"ts":"2025-10-15 17:41:40.000"}`, i)
+		rr := httptest.NewRecorder()
+		first.PostHandler(rr, httptest.NewRequest(http.MethodPost, "/api/v1/events", strings.NewReader(ev)))
+		if rr.Code != http.StatusAccepted {
+			t.Fatalf("POST = %d %s, want 202", rr.Code, rr.Body)
+		}
+		posted = append(posted, ev)
+	}
+	second, _ := newGenerator(t, rec, cfg) // the first is gone without a tick
+	var got []string
+	for i, stem := range []string{"20251015174141", "20251015174142"} {
+		if err := second.Tick(context.Background(), time.Date(2025, 10, 15, 17, 41, 41+i, 0, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range readLines(t, rec.dir.EventsFile(stem)) {
+			if strings.Contains(l, `"ts":"2025-10-15 17:41:40.000"`) {
+				got = append(got, l)
+			}
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(posted, "\n") {
+		t.Errorf("posted events in the files after a crash:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(posted, "\n"))
+	}
+	if left, _ := os.ReadDir(rec.dir.IngestQueueDir()); len(left) != 0 {
+		t.Errorf("%d queue files left after the events were written", len(left))
+	}
+}
+
+// A file of another producer's is never overwritten, even when it appears
+// between the tick's check and its commit.
+func TestTickNeverOverwritesAFile(t *testing.T) {
+	rec := &recorder{t: t, dir: spool.Dir(t.TempDir())}
+	g, _ := newGenerator(t, rec, Config{Interval: time.Second, EventsPerBatch: 3, MaxBatchSize: 3, MaxPayloadSize: 1 << 20, ValidationTimeout: time.Second})
+	path := rec.dir.EventsFile("20251015174141")
+	gw, err := spool.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.WriteString("theirs\n")
+	if err := os.WriteFile(path, []byte("theirs\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.CommitNew(); !errors.Is(err, spool.ErrExists) {
+		t.Errorf("CommitNew over an existing file = %v, want ErrExists", err)
+	}
+	if err := g.Tick(context.Background(), time.Date(2025, 10, 15, 17, 41, 41, 0, time.UTC)); err == nil {
+		t.Error("Tick onto an existing file = nil, want an error")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "theirs\n" {
+		t.Errorf("the other producer's file now holds %q", b)
 	}
 }
