@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"os"
+	"time"
 
 	"github.com/shopledger/shopledger/internal/audit"
 	"github.com/shopledger/shopledger/internal/cli"
@@ -21,6 +22,9 @@ import (
 type Config struct {
 	Shared string      `mapstructure:"shared_dir"`
 	Shards shard.Conns `mapstructure:"shards"`
+	// StuckAfter is how long a (file, shard) row may stay in one stage
+	// before the audit counts it as stuck.
+	StuckAfter time.Duration `mapstructure:"stuck_after"`
 	// Control is the instance holding pipeline_db and splitter_db.
 	Control struct {
 		Addr     string `mapstructure:"addr"`
@@ -30,7 +34,7 @@ type Config struct {
 }
 
 func defaults() *Config {
-	c := &Config{Shared: "./.data/shared", Shards: shard.DefaultConns()}
+	c := &Config{Shared: "./.data/shared", Shards: shard.DefaultConns(), StuckAfter: 10 * time.Minute}
 	c.Control.Addr, c.Control.User = "127.0.0.1:33060", "reader"
 	return c
 }
@@ -41,6 +45,7 @@ func (c *Config) Validate() error {
 	c.Shards.Check(&ch, "shards")
 	ch.Check(c.Control.Addr != "", "control.addr", "must be set")
 	ch.Check(c.Shared != "", "shared_dir", "must be set")
+	ch.Check(c.StuckAfter > 0, "stuck_after", "must be positive, got %s", c.StuckAfter)
 	return ch.Err()
 }
 
@@ -63,7 +68,7 @@ func main() {
 }
 
 func run(ctx context.Context, cfg *Config, _ []string) error {
-	src := audit.Sources{Spool: spool.Dir(cfg.Shared)}
+	src := audit.Sources{Spool: spool.Dir(cfg.Shared), StuckAfter: cfg.StuckAfter}
 	var err error
 	open := func(db string) *sql.DB {
 		d, e := sqldb.Open(sqldb.Config{Addr: cfg.Control.Addr, User: cfg.Control.User, Password: cfg.Control.Password, Database: db})

@@ -1,10 +1,11 @@
 // Package audit checks the shards against the rules and the event files:
 // every balance is the sum of its account transactions, no stock is below
-// zero, every purchase's debit and returned quantity match its rows, and
-// every line of every file that reached mysql-sender done on all its shards
-// is accounted for exactly once: applied, rejected, duplicate or pending on
+// zero, every purchase's debit and returned quantity match its rows, every
+// line of every file that reached mysql-sender done on all its shards is
+// accounted for exactly once (applied, rejected, duplicate or pending on
 // one shard, set aside as malformed by the splitter, or held by the splitter
-// for its purchase.
+// for its purchase), and no (file, shard) row has failed or stayed in a
+// stage for too long.
 package audit
 
 import (
@@ -17,9 +18,12 @@ import (
 	"io"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/shopledger/shopledger/internal/money"
+	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/spool"
+	"github.com/shopledger/shopledger/internal/sqldb"
 )
 
 // Sources are the databases and the shared folder the audit reads.
@@ -28,6 +32,9 @@ type Sources struct {
 	Pipeline *sql.DB   // pipeline_db
 	Splitter *sql.DB   // splitter_db
 	Spool    spool.Dir
+	// StuckAfter is how long a (file, shard) row may stay in one stage
+	// before it counts as stuck; 0 means 10 minutes.
+	StuckAfter time.Duration
 }
 
 // Report is what the audit found.
@@ -38,6 +45,8 @@ type Report struct {
 	Outcomes map[string]int // applied, rejected, duplicate, pending, malformed, held
 	Users    int
 	Stock    int
+	// InFlight are rows not done yet and not stuck: work under way.
+	InFlight []string
 }
 
 // OK reports whether nothing is inconsistent.
@@ -66,6 +75,9 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, " %s %d", k, r.Outcomes[k])
 	}
 	fmt.Fprintln(w)
+	for _, f := range r.InFlight {
+		fmt.Fprintln(w, "in flight:", f)
+	}
 	if r.OK() {
 		fmt.Fprintln(w, "audit clean")
 	} else {
@@ -83,6 +95,13 @@ func Run(ctx context.Context, src Sources) (*Report, error) {
 	}
 	if err := r.lines(ctx, src); err != nil {
 		return nil, err
+	}
+	stuck := src.StuckAfter
+	if stuck == 0 {
+		stuck = 10 * time.Minute
+	}
+	if err := r.unfinished(ctx, src.Pipeline, stuck); err != nil {
+		return nil, fmt.Errorf("unfinished rows: %w", err)
 	}
 	return r, nil
 }
@@ -149,112 +168,132 @@ func (r *Report) shardInvariants(ctx context.Context, shard int, db *sql.DB) err
 	return nil
 }
 
-// lines accounts for every line of every file finished on all its shards.
+// lines accounts for every line of every file finished on all its shards,
+// one file at a time, so memory grows with the largest file, not with all
+// of them. The splitter's release files have no events file of their own:
+// their lines belong to the files they were held from.
 func (r *Report) lines(ctx context.Context, src Sources) error {
-	rows, err := src.Pipeline.QueryContext(ctx, `SELECT filename FROM pipeline_tracking GROUP BY filename
-		HAVING SUM(mysql_sender_status <> 'done') = 0 ORDER BY filename`)
+	var files []string
+	err := sqldb.Each(ctx, src.Pipeline, `SELECT filename FROM pipeline_tracking GROUP BY filename
+		HAVING SUM(mysql_sender_status <> 'done') = 0 AND MAX(producer) <> ? ORDER BY filename`, func(rows *sql.Rows) error {
+		var f string
+		err := rows.Scan(&f)
+		files = append(files, f)
+		return err
+	}, pipeline.ReleaseProducer)
 	if err != nil {
 		return fmt.Errorf("finished files: %w", err)
 	}
-	var files []string
-	for rows.Next() {
-		var f string
-		if err := rows.Scan(&f); err != nil {
-			rows.Close()
-			return err
-		}
-		files = append(files, f)
-	}
-	rows.Close()
-	finished := map[string]bool{}
-	// seen[file][line] counts how many places account for the line.
-	seen := map[string][]uint8{}
 	for _, f := range files {
-		n, err := countLines(src.Spool.EventsFile(f))
-		if err != nil {
-			r.add("file %s reached mysql-sender done but its events file cannot be read: %v", f, err)
-			continue
-		}
-		finished[f] = true
-		seen[f] = make([]uint8, n+1)
-		r.Files++
-		r.Lines += n
-	}
-	mark := func(file string, line int, outcome, where string) {
-		s, ok := seen[file]
-		if !ok {
-			return // a file not finished everywhere yet
-		}
-		if line < 1 || line >= len(s) {
-			r.add("file %s: %s names line %d, but the file has %d lines", file, where, line, len(s)-1)
-			return
-		}
-		s[line]++
-		r.Outcomes[outcome]++
-		if s[line] == 2 {
-			r.add("file %s line %d is accounted for more than once (again %s as %s)", file, line, where, outcome)
-		}
-	}
-	for i, db := range src.Shards {
-		rows, err := db.QueryContext(ctx, "SELECT source_file, source_line, status FROM events")
-		if err != nil {
-			return fmt.Errorf("shard %d events: %w", i, err)
-		}
-		for rows.Next() {
-			var file, status string
-			var line int
-			if err := rows.Scan(&file, &line, &status); err != nil {
-				rows.Close()
-				return err
-			}
-			mark(file, line, status, fmt.Sprintf("on shard %d", i))
-		}
-		rows.Close()
-	}
-	for f := range finished {
-		err := spool.ReadLines(src.Spool.MalformedFile(f), spool.MaxLine, func(l spool.Line) error {
-			var m struct {
-				Line int `json:"line"`
-			}
-			if err := json.Unmarshal(l.Bytes, &m); err != nil {
-				return err
-			}
-			mark(f, m.Line, "malformed", "by the splitter")
-			return nil
-		})
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			r.add("file %s: malformed-lines file unreadable: %v", f, err)
-		}
-	}
-	if src.Splitter != nil {
-		rows, err := src.Splitter.QueryContext(ctx, "SELECT filename, line FROM held_return WHERE released_in IS NULL")
-		if err != nil {
-			return fmt.Errorf("held returns: %w", err)
-		}
-		for rows.Next() {
-			var file string
-			var line int
-			if err := rows.Scan(&file, &line); err != nil {
-				rows.Close()
-				return err
-			}
-			mark(file, line, "held", "held by the splitter")
-		}
-		rows.Close()
-	}
-	names := make([]string, 0, len(seen))
-	for f := range seen {
-		names = append(names, f)
-	}
-	sort.Strings(names)
-	for _, f := range names {
-		for line, n := range seen[f][1:] {
-			if n == 0 {
-				r.add("file %s line %d is not accounted for anywhere", f, line+1)
-			}
+		if err := r.file(ctx, src, f); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// file accounts for every line of finished file f.
+func (r *Report) file(ctx context.Context, src Sources, f string) error {
+	n, err := countLines(src.Spool.EventsFile(f))
+	if err != nil {
+		r.add("file %s reached mysql-sender done but its events file cannot be read: %v", f, err)
+		return nil
+	}
+	r.Files++
+	r.Lines += n
+	seen := make([]uint8, n+1) // how many places account for each line
+	mark := func(line int, outcome, where string) {
+		if line < 1 || line > n {
+			r.add("file %s: %s names line %d, but the file has %d lines", f, where, line, n)
+			return
+		}
+		seen[line]++
+		r.Outcomes[outcome]++
+		if seen[line] == 2 {
+			r.add("file %s line %d is accounted for more than once (again %s as %s)", f, line, where, outcome)
+		}
+	}
+	for i, db := range src.Shards {
+		err := sqldb.Each(ctx, db, "SELECT source_line, status FROM events WHERE source_file = ?", func(rows *sql.Rows) error {
+			var line int
+			var status string
+			if err := rows.Scan(&line, &status); err != nil {
+				return err
+			}
+			mark(line, status, fmt.Sprintf("on shard %d", i))
+			return nil
+		}, f)
+		if err != nil {
+			return fmt.Errorf("shard %d events of %s: %w", i, f, err)
+		}
+	}
+	err = spool.ReadLines(src.Spool.MalformedFile(f), spool.MaxLine, func(l spool.Line) error {
+		var m struct {
+			Line int `json:"line"`
+		}
+		if err := json.Unmarshal(l.Bytes, &m); err != nil {
+			return fmt.Errorf("line %d: %w", l.N, err)
+		}
+		mark(m.Line, "malformed", "by the splitter")
+		return nil
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		r.add("file %s: malformed-lines file unreadable: %v", f, err)
+	}
+	if src.Splitter != nil {
+		err := sqldb.Each(ctx, src.Splitter, "SELECT line FROM held_return WHERE filename = ? AND released_in IS NULL", func(rows *sql.Rows) error {
+			var line int
+			if err := rows.Scan(&line); err != nil {
+				return err
+			}
+			mark(line, "held", "held by the splitter")
+			return nil
+		}, f)
+		if err != nil {
+			return fmt.Errorf("held returns of %s: %w", f, err)
+		}
+	}
+	for line, k := range seen[1:] {
+		if k == 0 {
+			r.add("file %s line %d is not accounted for anywhere", f, line+1)
+		}
+	}
+	return nil
+}
+
+// unfinished lists every (file, shard) row with a stage not done: its first
+// such stage, status, owner and age. A failed row, or one unchanged for
+// longer than stuckAfter, is a problem; younger rows are work in flight.
+func (r *Report) unfinished(ctx context.Context, db *sql.DB, stuckAfter time.Duration) error {
+	return sqldb.Each(ctx, db, `SELECT filename, shard, event_ingest_status, shard_splitter_status, shard_worker_status,
+		mysql_sender_status, COALESCE(owner, ''), TIMESTAMPDIFF(MICROSECOND, COALESCE(started_at, updated_at), CURRENT_TIMESTAMP(6))
+		FROM pipeline_tracking WHERE mysql_sender_status <> 'done' ORDER BY created_at, filename, shard`, func(rows *sql.Rows) error {
+		var file, owner string
+		var shard int
+		var st [4]pipeline.Status
+		var ageUs int64
+		if err := rows.Scan(&file, &shard, &st[0], &st[1], &st[2], &st[3], &owner, &ageUs); err != nil {
+			return err
+		}
+		i := 0
+		for i < 3 && st[i] == pipeline.StatusDone {
+			i++
+		}
+		age := time.Duration(ageUs) * time.Microsecond
+		what := fmt.Sprintf("file %s shard %d: %s %s for %s", file, shard, pipeline.Stages[i], st[i], age.Round(time.Second))
+		if owner != "" && st[i] == pipeline.StatusStarted {
+			what += " by " + owner
+		}
+		switch {
+		case st[i] == pipeline.StatusFailed:
+			r.add("%s (retry it: POST /stages/%s/retry once the cause is mended)", what, pipeline.Stages[i])
+		case age > stuckAfter:
+			r.add("%s: stuck longer than %s", what, stuckAfter)
+		default:
+			r.InFlight = append(r.InFlight, what)
+		}
+		return nil
+	})
 }
 
 func countLines(path string) (int, error) {
