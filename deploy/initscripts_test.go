@@ -1,6 +1,9 @@
 // Package deploy_test keeps the Docker deployment honest on a machine
 // without a Docker engine: the MySQL init scripts are schema.InitScript's
-// output and behave under the image's entrypoint.
+// output and behave under the image's entrypoint (this file), the compose
+// file interpolates, configures every binary with keys it knows and wires
+// the services together as they connect (compose_test.go), and the image
+// builds what compose runs (dockerfile_test.go).
 //
 // After changing schema.Roles, rewrite deploy/mysql/*.sh with
 //
