@@ -4,7 +4,7 @@ BIN     := bin
 SHARDS  ?= 2
 CMDS    := ./pipelineapi ./ingest ./shard-splitter ./shard-worker ./cdc-producer ./balance ./cache ./audit ./deploy/stack
 
-.PHONY: build run migrate audit test test-short bench-pipeline bench-consumers bench-lag vet clean
+.PHONY: build run migrate audit test test-short compose-tool bench-pipeline bench-consumers bench-lag vet clean
 
 build:
 	$(GO) build -o $(BIN)/ $(CMDS)
@@ -22,9 +22,17 @@ audit: build
 	SHARDS_COUNT=$(SHARDS) ./$(BIN)/audit
 
 ## test: every test, on real MariaDB instances the tests start themselves
-test:
+test: compose-tool
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+# compose-tool: Debian's docker-compose (v1) renders docker-compose.yml for
+# the tests in deploy/ without a Docker engine; installed with apt when
+# missing and root, else those tests skip.
+compose-tool:
+	@command -v docker-compose >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose; } || \
+	  echo "docker-compose not found: the compose tests in deploy/ will skip"
 
 test-short:
 	$(GO) test -count=1 -short ./...

@@ -94,17 +94,27 @@ func quote(s string) string {
 // image's /docker-entrypoint-initdb.d: it creates the databases and the
 // users of s with the passwords from each role's PasswordEnv (required).
 // deploy/mysql/ holds its output, kept equal by a test.
+//
+// The official image's entrypoint sources a non-executable *.sh file in its
+// own shell (an executable one runs in a child that lacks the entrypoint's
+// functions), so the script calls docker_process_sql, which runs SQL as
+// root over the socket, and sets no shell options: the entrypoint runs
+// under its own `set -eo pipefail`, and a `set -u` here would break its
+// functions that test "$1" without arguments. The user statements are kept
+// out of the binlog, as the entrypoint keeps its own, so the password
+// hashes do not reach the binlog the cdc-producer reads.
 func InitScript(s Server) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Generated from schema/users.go (schema.InitScript): do not edit; see deploy/compose_test.go.\n")
+	fmt.Fprintf(&b, "# Generated from schema/users.go (schema.InitScript): do not edit; go test ./deploy/ -run TestInitScripts -update rewrites it.\n")
 	fmt.Fprintf(&b, "# Creates shopledger's databases and least-privilege users on the %s server at its first start.\n", s)
-	fmt.Fprintf(&b, "# Sourced by the MySQL image's entrypoint, which provides docker_process_sql (as root).\n")
-	b.WriteString("set -eu\n")
+	fmt.Fprintf(&b, "# Sourced (keep it non-executable) by the MySQL image's entrypoint, which provides docker_process_sql\n")
+	fmt.Fprintf(&b, "# (as root) and runs under set -eo pipefail; no shell options here, they would stay set in the entrypoint.\n")
 	b.WriteString("sql_quote() { printf '%s' \"$1\" | sed -e 's/\\\\/\\\\\\\\/g' -e \"s/'/''/g\"; }\n")
 	for _, r := range RolesOf(s) {
 		fmt.Fprintf(&b, ": \"${%s:?set %s in .env (see .env.example)}\"\n", r.PasswordEnv(), r.PasswordEnv())
 	}
 	b.WriteString("docker_process_sql <<SQL\n")
+	b.WriteString("SET @@SESSION.sql_log_bin = 0;\n")
 	dbs := []string{"shop"}
 	if s == ControlServer {
 		dbs = []string{"pipeline_db", "splitter_db", "balance_db", "cache_db"}
@@ -120,5 +130,6 @@ func InitScript(s Server) string {
 		}
 	}
 	b.WriteString("SQL\n")
+	b.WriteString("unset -f sql_quote\n")
 	return b.String()
 }
