@@ -14,3 +14,25 @@ var ErrNoMaven = errors.New("no mvn found: install it with `apt-get install -y m
 // ErrNoModule is returned by DefaultDir when SHOPLEDGER_TOOLS_DIR is not set
 // and no folder above the working directory holds a go.mod.
 var ErrNoModule = errors.New("no go.mod above the working directory: set SHOPLEDGER_TOOLS_DIR")
+
+// ErrNotInstalled is returned by Start when Options.Home holds no finished
+// install.
+var ErrNotInstalled = errors.New("no finished Apache Kafka install: run localkafka.Install first")
+
+// ErrPortTaken is returned by Start when a broker or controller port is
+// already in use on 127.0.0.1 (is another stack running?).
+var ErrPortTaken = errors.New("port is taken")
+
+// ErrExited is returned by Start, Cluster.Start and Cluster.Restart when a
+// node's process exits before it serves; the error carries the tail of the
+// node's broker.log.
+var ErrExited = errors.New("exited during start-up")
+
+// ErrNotReady is returned by Start, Cluster.Start and Cluster.Restart when a
+// node does not serve within 90 s; the error carries the tail of the node's
+// broker.log.
+var ErrNotReady = errors.New("not serving")
+
+// ErrStopTimeout is returned by Cluster.Stop for each node that did not exit
+// within 30 s of SIGTERM and was killed.
+var ErrStopTimeout = errors.New("did not stop within 30s; killed")

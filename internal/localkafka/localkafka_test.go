@@ -2,6 +2,8 @@ package localkafka_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -69,4 +71,52 @@ func count(bs []bool) (n int) {
 		}
 	}
 	return n
+}
+
+// TestStartFails checks that a cluster that cannot come up says why at once
+// and leaves nothing running.
+func TestStartFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	home := install(ctx, t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, tc := range []struct {
+		name string
+		opts localkafka.Options
+		want error
+	}{
+		{"port taken", localkafka.Options{Ports: []int{taken.Addr().(*net.TCPAddr).Port}}, localkafka.ErrPortTaken},
+		{"bad config", localkafka.Options{Properties: map[string]string{"authorizer.class.name": "no.such.Authorizer"}}, localkafka.ErrExited},
+		{"not installed", localkafka.Options{Home: t.TempDir()}, localkafka.ErrNotInstalled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.opts
+			o.Dir = t.TempDir()
+			if o.Home == "" {
+				o.Home = home
+			}
+			if c, err := localkafka.Start(ctx, o); !errors.Is(err, tc.want) {
+				if c != nil {
+					c.Stop()
+				}
+				t.Fatalf("Start(%+v) = %v, want %v", o, err, tc.want)
+			}
+		})
+	}
+}
+
+func install(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	home, err := localkafka.DefaultDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := localkafka.Install(ctx, home, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	return home
 }
