@@ -3,14 +3,20 @@ package localkafka_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/shopledger/shopledger/internal/localkafka"
+	"github.com/shopledger/shopledger/internal/stacktest"
+	"github.com/shopledger/shopledger/internal/topics"
 )
 
 func TestDefaultDir(t *testing.T) {
@@ -71,6 +77,104 @@ func count(bs []bool) (n int) {
 		}
 	}
 	return n
+}
+
+// TestBrokerKeepsMessages writes to one broker with acks=all, crashes it,
+// restarts it on the same data and reads the same messages back.
+func TestBrokerKeepsMessages(t *testing.T) {
+	c := stacktest.Kafka(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const topic = "harness"
+	if err := topics.Ensure(ctx, c.Brokers(), topics.Spec{Name: topic, Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 10 {
+		want = append(want, fmt.Sprintf("message %d", i))
+	}
+	produce(ctx, t, c.Brokers(), topic, want...)
+	if got := consume(ctx, t, c.Brokers(), topic, len(want)); !slices.Equal(got, want) {
+		t.Fatalf("read back %q, want %q", got, want)
+	}
+
+	c.Kill(0)
+	start := time.Now()
+	if err := c.Restart(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("restarted after a crash in %s", time.Since(start).Round(10*time.Millisecond))
+	if got := consume(ctx, t, c.Brokers(), topic, len(want)); !slices.Equal(got, want) {
+		t.Fatalf("after crash and restart read %q, want %q", got, want)
+	}
+	produce(ctx, t, c.Brokers(), topic, "after restart")
+	if got := consume(ctx, t, c.Brokers(), topic, len(want)+1); got[len(want)] != "after restart" {
+		t.Fatalf("after restart read %q, want %q last", got, "after restart")
+	}
+}
+
+// TestCluster starts three nodes, checks that each lists all three brokers,
+// and that a crashed node rejoins.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three Kafka nodes")
+	}
+	c := stacktest.Kafka(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	checkBrokers(ctx, t, c, 3)
+	c.Kill(2)
+	start := time.Now()
+	if err := c.Restart(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node 3 rejoined after a crash in %s", time.Since(start).Round(10*time.Millisecond))
+	checkBrokers(ctx, t, c, 3)
+}
+
+func checkBrokers(ctx context.Context, t *testing.T, c *localkafka.Cluster, want int) {
+	t.Helper()
+	for _, addr := range c.Brokers() {
+		client := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 5 * time.Second}
+		md, err := client.Metadata(ctx, &kafka.MetadataRequest{})
+		if err != nil {
+			t.Fatalf("Metadata from %s: %v", addr, err)
+		}
+		if len(md.Brokers) != want {
+			t.Errorf("Metadata from %s lists %d brokers (%v), want %d", addr, len(md.Brokers), md.Brokers, want)
+		}
+	}
+}
+
+func produce(ctx context.Context, t *testing.T, brokers []string, topic string, values ...string) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: 10 * time.Millisecond}
+	defer w.Close()
+	msgs := make([]kafka.Message, len(values))
+	for i, v := range values {
+		msgs[i] = kafka.Message{Value: []byte(v)}
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("write to %s: %v", topic, err)
+	}
+}
+
+// consume reads the first n messages of partition 0 of topic.
+func consume(ctx context.Context, t *testing.T, brokers []string, topic string, n int) []string {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var got []string
+	for len(got) < n {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("read %s after %d messages: %v", topic, len(got), err)
+		}
+		got = append(got, string(m.Value))
+	}
+	return got
 }
 
 // TestStartFails checks that a cluster that cannot come up says why at once
