@@ -99,11 +99,16 @@ func clusterID(dir string) (string, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	raw := make([]byte, 16)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
+	// Like Kafka's own Uuid.randomUuid, never start with '-': command lines
+	// such as `kafka-storage format -t <id>` would read it as an option.
+	id := "-"
+	for strings.HasPrefix(id, "-") {
+		raw := make([]byte, 16)
+		if _, err := rand.Read(raw); err != nil {
+			return "", err
+		}
+		id = base64.RawURLEncoding.EncodeToString(raw)
 	}
-	id := base64.RawURLEncoding.EncodeToString(raw)
 	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("cluster id: %w", err)
 	}

@@ -99,7 +99,7 @@ func (c *Cluster) format(ctx context.Context, i int) error {
 	}
 	// C1 only: the tool runs for a second, and C2 would only slow it down.
 	args := append([]string{"-XX:TieredStopAtLevel=1"}, c.javaArgs("kafka.tools.StorageTool",
-		"format", "-t", c.id, "-c", n.configPath())...)
+		"format", "--cluster-id="+c.id, "-c", n.configPath())...)
 	cmd := exec.CommandContext(ctx, c.java, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("format %s: %w\n%s", c.nodeName(i), err, out)
