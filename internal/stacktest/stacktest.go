@@ -1,6 +1,7 @@
 // Package stacktest starts the real things integration tests need: MariaDB
 // instances with row-based binlog on free ports, databases with their
-// migrations applied. Everything is removed when the test ends.
+// migrations applied, Apache Kafka clusters. Everything is removed when the
+// test ends.
 package stacktest
 
 import (

@@ -1,0 +1,225 @@
+package localkafka
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"text/template"
+	"time"
+)
+
+// Version is the Apache Kafka release that Install puts in place.
+const Version = "4.1.1"
+
+// ScalaVersion is the Scala build of that release (the kafka_2.13 artifact).
+const ScalaVersion = "2.13"
+
+// log4jVersion is the slf4j-to-log4j2 bridge; without it the broker's slf4j
+// logging goes nowhere.
+const log4jVersion = "2.24.3"
+
+// marker is written last, so a folder without it is a half-finished install.
+const marker = ".installed"
+
+//go:embed pom.xml.tmpl
+var pomText string
+
+var pomTemplate = template.Must(template.New("pom").Parse(pomText))
+
+// tools are the programs Install needs and the Debian packages providing them.
+var tools = []struct {
+	bin, pkg string
+	err      error
+}{
+	{"java", "openjdk-17-jre-headless", ErrNoJava},
+	{"mvn", "maven", ErrNoMaven},
+}
+
+// DefaultDir is where Kafka is installed unless told otherwise:
+// $SHOPLEDGER_TOOLS_DIR/kafka-<Version> when that is set, else
+// <module root>/.tools/kafka-<Version>, the module root being the nearest
+// folder at or above the working directory that holds go.mod. It returns
+// ErrNoModule when there is none.
+func DefaultDir() (string, error) {
+	toolsDir := os.Getenv("SHOPLEDGER_TOOLS_DIR")
+	if toolsDir == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			return "", err
+		}
+		toolsDir = filepath.Join(root, ".tools")
+	}
+	return filepath.Abs(filepath.Join(toolsDir, "kafka-"+Version))
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("working directory: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", ErrNoModule
+		}
+		dir = parent
+	}
+}
+
+// finished reports whether dir holds a finished install.
+func finished(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, marker))
+	return err == nil
+}
+
+// Install puts Apache Kafka <Version> into dir: the jars of kafka_2.13 and
+// its runtime dependencies, fetched from Maven Central by Maven into
+// dir/libs. It returns false without calling Maven when dir already holds a
+// finished install; a half-finished one is redone. Installers in other
+// processes (go test runs packages in parallel) wait for each other on
+// <dir>.lock. A missing java or mvn is installed with apt-get when running
+// as root; otherwise Install returns ErrNoJava or ErrNoMaven.
+func Install(ctx context.Context, dir string, log func(string, ...any)) (installed bool, err error) {
+	if dir, err = filepath.Abs(dir); err != nil {
+		return false, err
+	}
+	if finished(dir) {
+		return false, nil
+	}
+	if err := ensureTools(ctx, log); err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return false, err
+	}
+	unlock, err := lock(ctx, dir+".lock")
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if finished(dir) { // another installer finished while we waited
+		return false, nil
+	}
+	log("installing Apache Kafka %s into %s with Maven", Version, dir)
+	start := time.Now()
+	if err := fetch(ctx, dir); err != nil {
+		return false, err
+	}
+	log("installed Apache Kafka %s in %s", Version, time.Since(start).Round(100*time.Millisecond))
+	return true, nil
+}
+
+// fetch runs Maven into a temporary sibling of dir and renames it into place
+// once complete, so dir never holds a partial copy that looks finished.
+// The caller holds the lock.
+func fetch(ctx context.Context, dir string) error {
+	prefix := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+"-")
+	stale, _ := filepath.Glob(prefix + "*") // left by installers that were killed
+	for _, s := range stale {
+		os.RemoveAll(s)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(prefix)+"*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it private
+		return err
+	}
+	var pom bytes.Buffer
+	if err := pomTemplate.Execute(&pom, map[string]string{"Kafka": Version, "Scala": ScalaVersion, "Log4j": log4jVersion}); err != nil {
+		return fmt.Errorf("pom template: %w", err)
+	}
+	pomPath := filepath.Join(tmp, "pom.xml")
+	if err := os.WriteFile(pomPath, pom.Bytes(), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "mvn", "-B", "-q", "--strict-checksums", "-f", pomPath,
+		"dependency:copy-dependencies", "-DoutputDirectory="+filepath.Join(tmp, "libs"), "-DincludeScope=runtime")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("mvn copy-dependencies for Apache Kafka %s: %w\n%s", Version, err, out)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, marker), []byte("kafka_"+ScalaVersion+"-"+Version+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil { // a half-finished install
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("install into %s: %w", dir, err)
+	}
+	return nil
+}
+
+// lock takes an exclusive flock on path, polling so that ctx can end the
+// wait. Closing the file releases it.
+func lock(ctx context.Context, path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("wait for lock %s: %w", path, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// ensureTools installs missing tools with apt-get when the process may
+// (root, apt-get present); otherwise it returns the errors naming them.
+func ensureTools(ctx context.Context, log func(string, ...any)) error {
+	var pkgs []string
+	for _, t := range tools {
+		if _, err := exec.LookPath(t.bin); err != nil {
+			pkgs = append(pkgs, t.pkg)
+		}
+	}
+	if len(pkgs) == 0 {
+		return nil
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil || os.Geteuid() != 0 {
+		return missingTools()
+	}
+	log("installing %v with apt-get", pkgs)
+	for _, args := range [][]string{{"update"}, append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)} {
+		cmd := exec.CommandContext(ctx, "apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("apt-get %v: %w (%w)", args, err, missingTools())
+		}
+	}
+	return missingTools()
+}
+
+// missingTools returns ErrNoJava and/or ErrNoMaven for what is not on PATH,
+// or nil.
+func missingTools() error {
+	var errs []error
+	for _, t := range tools {
+		if _, err := exec.LookPath(t.bin); err != nil {
+			errs = append(errs, t.err)
+		}
+	}
+	return errors.Join(errs...)
+}
