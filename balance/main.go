@@ -26,15 +26,15 @@ import (
 )
 
 func main() {
-	spec := service.Spec{Name: "balance", Schema: schema.Balance, Build: build,
+	spec := service.Spec[store.Change]{Name: "balance", Schema: schema.Balance, Build: build,
 		About: "keeps every user's balance in balance_db from the account_transaction changes of every shard, as commutative increments recorded once each, and answers REST queries about them."}
 	os.Exit(service.App(spec, defaults).Main(os.Args[1:]))
 }
 
-func build(db *sql.DB, log *slog.Logger) service.Parts {
+func build(db *sql.DB, log *slog.Logger) service.Parts[store.Change] {
 	s := store.New(db, log)
-	return service.Parts{Stages: s.Stages(), Reconcile: s.Reconcile,
-		Handler: func(reg *prometheus.Registry, ready func(ctx context.Context) error) http.Handler {
+	return service.Parts[store.Change]{Handler: s, Reconcile: s.Reconcile,
+		HTTP: func(reg *prometheus.Registry, ready func(ctx context.Context) error) http.Handler {
 			return api.NewHandler(s, log, reg, ready)
 		}}
 }
@@ -44,7 +44,8 @@ func defaults() *service.Config {
 		Server:   httpapi.ServerConfig{Host: "127.0.0.1", Port: 8083, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute},
 		Database: sqldb.Config{Addr: "127.0.0.1:33060", User: "balance", Database: "balance_db"},
 		Kafka: consume.Config{Brokers: []string{"127.0.0.1:9092"}, Group: "balance", Topics: []string{topics.Table(topics.DefaultPrefix, "account_transaction")},
-			BatchSize: 10000, BatchWait: 20 * time.Millisecond, SessionTimeout: 10 * time.Second},
+			BatchSize: 10000, BatchWait: 20 * time.Millisecond, SessionTimeout: 10 * time.Second,
+			DeadLetterTopic: topics.DefaultPrefix + ".balance.dead-letters", DeadLetters: topics.DefaultSettings},
 		Shards:  shard.DefaultConns(),
 		Logging: logging.Default,
 	}

@@ -27,15 +27,15 @@ import (
 )
 
 func main() {
-	spec := service.Spec{Name: "cache", Schema: schema.Cache, Build: build,
+	spec := service.Spec[*store.Change]{Name: "cache", Schema: schema.Cache, Build: build,
 		About: "keeps every shop's state in cache_db from the shards' shop, shop_state and events changes (stock and price per good, open/closed, counters of events by type and status, pending returns included) and answers REST queries about them."}
 	os.Exit(service.App(spec, defaults).Main(os.Args[1:]))
 }
 
-func build(db *sql.DB, log *slog.Logger) service.Parts {
+func build(db *sql.DB, log *slog.Logger) service.Parts[*store.Change] {
 	s := store.New(db, log)
-	return service.Parts{Stages: s.Stages(), Reconcile: s.Reconcile,
-		Handler: func(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
+	return service.Parts[*store.Change]{Handler: s, Reconcile: s.Reconcile,
+		HTTP: func(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
 			return api.NewHandler(s, log, reg, ready)
 		}}
 }
@@ -46,7 +46,8 @@ func defaults() *service.Config {
 		Database: sqldb.Config{Addr: "127.0.0.1:33060", User: "cache", Database: "cache_db"},
 		Kafka: consume.Config{Brokers: []string{"127.0.0.1:9092"}, Group: "cache", Topics: []string{topics.Table(topics.DefaultPrefix, "shop"),
 			topics.Table(topics.DefaultPrefix, "shop_state"), topics.Table(topics.DefaultPrefix, "events")},
-			BatchSize: 5000, BatchWait: 20 * time.Millisecond, SessionTimeout: 10 * time.Second},
+			BatchSize: 5000, BatchWait: 20 * time.Millisecond, SessionTimeout: 10 * time.Second,
+			DeadLetterTopic: topics.DefaultPrefix + ".cache.dead-letters", DeadLetters: topics.DefaultSettings},
 		Shards:  shard.DefaultConns(),
 		Logging: logging.Default,
 	}

@@ -82,6 +82,7 @@ func TestGeneratedLoad(t *testing.T) {
 	s.reconcile("cache", 2*time.Minute)
 	for _, path := range []string{"balance|/api/v1/balances?sort=-balance&limit=3", "cache|/api/v1/pending", "cache|/api/v1/counters"} {
 		name, p, _ := strings.Cut(path, "|")
+		s.waitReady(name) // a consumer killed last may still be restarting
 		resp, err := http.Get("http://127.0.0.1:" + s.env(name, "SERVER_PORT") + p)
 		if err != nil {
 			t.Fatal(err)

@@ -10,8 +10,12 @@ import (
 	"strings"
 )
 
-// Source is the envelope's source block: Debezium's MySQL fields plus the
-// shard. (shard, table, file, pos, row) identifies a row change uniquely.
+// Source is the envelope's source block: Debezium's MySQL fields plus our
+// shard and epoch. Within one shard, (epoch, file, pos, row) orders the
+// changes: positions are comparable within an epoch, and the producer
+// starts a new epoch whenever positions stop being comparable with the
+// earlier ones or the state must be rebuilt (a snapshot, a re-anchor on
+// another server, a restored shard, RESET MASTER).
 type Source struct {
 	Version   string `json:"version"`
 	Connector string `json:"connector"`
@@ -26,6 +30,7 @@ type Source struct {
 	Pos       uint32 `json:"pos"`
 	Row       int    `json:"row"`
 	Shard     int    `json:"shard"`
+	Epoch     int64  `json:"epoch"`
 }
 
 // Operations.
@@ -48,18 +53,48 @@ func (s Source) Seq() (int64, error) {
 	return int64(n)<<32 | int64(s.Pos), nil
 }
 
-// RowVersion orders the changes of one shard, rows of one event included:
-// Seq × 10⁹ + Row, as decimal text (it exceeds 64 bits), for a
-// DECIMAL(30,0) column.
-func (s Source) RowVersion() (string, error) {
+// Position is where a change comes from, in the order of its shard's
+// changes: (Epoch, Seq, Row).
+type Position struct {
+	Shard int
+	Epoch int64
+	Seq   int64 // Source.Seq
+	Row   int
+	// Snapshot is set for a snapshot read: its epoch's state replaces
+	// whatever the shard's earlier epochs built.
+	Snapshot bool
+}
+
+// After reports whether p comes after q in their shard's order.
+func (p Position) After(q Position) bool {
+	if p.Epoch != q.Epoch {
+		return p.Epoch > q.Epoch
+	}
+	if p.Seq != q.Seq {
+		return p.Seq > q.Seq
+	}
+	return p.Row > q.Row
+}
+
+// Version renders p as decimal text that sorts as positions do, for a
+// DECIMAL(40,0) column: Epoch, then Seq in 19 digits, then Row in 9.
+func (p Position) Version() string {
+	return fmt.Sprintf("%d%019d%09d", p.Epoch, p.Seq, p.Row)
+}
+
+// Position returns the change's position; op is its envelope's op.
+func (s Source) Position(op string) (Position, error) {
 	seq, err := s.Seq()
 	if err != nil {
-		return "", err
+		return Position{}, err
 	}
 	if s.Row < 0 || s.Row >= 1e9 {
-		return "", fmt.Errorf("source row %d out of range", s.Row)
+		return Position{}, fmt.Errorf("source row %d out of range", s.Row)
 	}
-	return fmt.Sprintf("%d%09d", seq, s.Row), nil
+	if s.Epoch < 0 || s.Epoch >= 1e9 {
+		return Position{}, fmt.Errorf("source epoch %d out of range", s.Epoch)
+	}
+	return Position{Shard: s.Shard, Epoch: s.Epoch, Seq: seq, Row: s.Row, Snapshot: op == OpRead}, nil
 }
 
 // Envelope is a change event whose row images decode into R.

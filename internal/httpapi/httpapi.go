@@ -46,6 +46,12 @@ func DecodeBody(r *http.Request, v any) error {
 	return nil
 }
 
+// ErrDegraded is wrapped by a readiness check's error to say the service
+// works but needs an operator's look (changes dead-lettered, say): /ready
+// answers 200 with status "degraded" and the reason, so it stays in
+// rotation while alerts and dashboards show it.
+var ErrDegraded = errors.New("degraded")
+
 // Router returns a gorilla/mux router with /health, /ready (ready returns
 // 503 with the reason while check fails), /metrics from reg, JSON 404/405
 // answers, and request metrics for every route.
@@ -81,7 +87,11 @@ func Router(service string, reg *prometheus.Registry, ready func(context.Context
 	r.HandleFunc("/ready", func(w http.ResponseWriter, req *http.Request) {
 		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 		defer cancel()
-		if err := ready(ctx); err != nil {
+		switch err := ready(ctx); {
+		case errors.Is(err, ErrDegraded):
+			WriteJSON(w, http.StatusOK, map[string]string{"status": "degraded", "reason": err.Error()})
+			return
+		case err != nil:
 			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
 			return
 		}

@@ -52,18 +52,18 @@ func (c *Config) Validate() error {
 }
 
 // Parts are what a consumer brings over its migrated database.
-type Parts struct {
-	Stages    consume.Stages
+type Parts[C any] struct {
+	Handler   consume.Handler[C]
 	Reconcile func(ctx context.Context, shards []*sql.DB) ([]string, error)
-	Handler   func(reg *prometheus.Registry, ready func(context.Context) error) http.Handler
+	HTTP      func(reg *prometheus.Registry, ready func(context.Context) error) http.Handler
 }
 
-// Spec names a consumer.
-type Spec struct {
+// Spec names a consumer whose changes decode into C.
+type Spec[C any] struct {
 	Name   string
 	About  string // for --help
 	Schema schema.Set
-	Build  func(db *sql.DB, log *slog.Logger) Parts
+	Build  func(db *sql.DB, log *slog.Logger) Parts[C]
 }
 
 // Exit codes of reconcile: differences found, or no comparison made.
@@ -74,7 +74,7 @@ const (
 
 // App is the consumer's command line: serve (the default), reconcile and
 // reset-offsets, plus config and healthcheck.
-func App(spec Spec, defaults func() *Config) cli.App[Config] {
+func App[C any](spec Spec[C], defaults func() *Config) cli.App[Config] {
 	return cli.App[Config]{
 		Name:     spec.Name,
 		About:    spec.About,
@@ -103,6 +103,10 @@ func App(spec Spec, defaults func() *Config) cli.App[Config] {
 						return nil
 					})
 				}},
+			{Name: "replay-dead-letters", About: "apply the dead letters that decode now (their cause mended), each once; list the others",
+				Setup: cli.Run(cli.NoArgs(func(ctx context.Context, cfg *Config, _ []string) error {
+					return replayDeadLetters(ctx, spec, cfg)
+				}))},
 			{Name: "reset-offsets", About: "set the consumer group's offsets to the start of every topic (stop the group first)",
 				Setup: cli.Run(cli.NoArgs(func(ctx context.Context, cfg *Config, _ []string) error {
 					n, err := consume.ResetOffsets(ctx, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Kafka.Topics)
@@ -113,12 +117,12 @@ func App(spec Spec, defaults func() *Config) cli.App[Config] {
 				}))},
 		},
 		Server: func(c *Config) httpapi.ServerConfig { return c.Server },
-		ExitCodes: map[int]string{ExitDifferences: "reconcile found differences (each is printed)",
+		ExitCodes: map[int]string{ExitDifferences: "reconcile found differences, or replay-dead-letters left dead letters (each is printed)",
 			ExitNoCompare: "reconcile could not compare (a database unreachable, say)"},
 	}
 }
 
-func serve(ctx context.Context, spec Spec, cfg *Config, log *slog.Logger) error {
+func serve[C any](ctx context.Context, spec Spec[C], cfg *Config, log *slog.Logger) error {
 	if err := schema.Await(ctx, cfg.Database, spec.Schema, log); err != nil {
 		return err
 	}
@@ -129,24 +133,56 @@ func serve(ctx context.Context, spec Spec, cfg *Config, log *slog.Logger) error 
 	defer db.Close()
 	parts := spec.Build(db, log)
 	reg := httpapi.NewRegistry()
-	c := consume.New(cfg.Kafka, parts.Stages, reg, log)
+	c := consume.New(cfg.Kafka, db, parts.Handler, reg, log)
 	ready := func(ctx context.Context) error {
 		if err := db.PingContext(ctx); err != nil {
 			return fmt.Errorf("database: %w", err)
 		}
-		return c.Ready(ctx)
+		if err := c.Ready(ctx); err != nil {
+			return err
+		}
+		if n, topic := c.DeadLetters(); n > 0 {
+			return fmt.Errorf("%w: %d changes sent to the dead-letter topic %s since the start (replay-dead-letters applies them once mended)",
+				httpapi.ErrDegraded, n, topic)
+		}
+		return nil
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.Run(gctx) })
 	if cfg.Server.Port > 0 {
-		g.Go(func() error { return httpapi.Serve(gctx, cfg.Server, parts.Handler(reg, ready), log) })
+		g.Go(func() error { return httpapi.Serve(gctx, cfg.Server, parts.HTTP(reg, ready), log) })
 	}
 	log.Info("started", "database", cfg.Database.Addr+"/"+cfg.Database.Database, "brokers", cfg.Kafka.Brokers,
 		"group", cfg.Kafka.Group, "topics", cfg.Kafka.Topics, "port", cfg.Server.Port)
 	return g.Wait()
 }
 
-func reconcile(ctx context.Context, spec Spec, cfg *Config, log *slog.Logger, wait time.Duration) ([]string, error) {
+func replayDeadLetters[C any](ctx context.Context, spec Spec[C], cfg *Config) error {
+	if err := schema.Await(ctx, cfg.Database, spec.Schema, logging.New(cfg.Logging, spec.Name)); err != nil {
+		return err
+	}
+	db, err := sqldb.Open(cfg.Database)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	parts := spec.Build(db, logging.New(cfg.Logging, spec.Name))
+	rep, err := consume.ReplayDeadLetters(ctx, cfg.Kafka, db, parts.Handler)
+	if err != nil {
+		return err
+	}
+	for _, d := range rep.StillDead {
+		fmt.Println("still dead:", d)
+	}
+	fmt.Printf("%s: %d dead letters applied, %d applied before, %d superseded by a newer snapshot, %d still cannot be applied\n",
+		cfg.Kafka.DeadLetterTopic, rep.Applied, rep.Before, rep.Superseded, len(rep.StillDead))
+	if len(rep.StillDead) > 0 {
+		return cli.Exit(ExitDifferences, nil)
+	}
+	return nil
+}
+
+func reconcile[C any](ctx context.Context, spec Spec[C], cfg *Config, log *slog.Logger, wait time.Duration) ([]string, error) {
 	db, err := sqldb.Open(cfg.Database)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopledger/shopledger/balance/internal/store"
 	"github.com/shopledger/shopledger/internal/cdc/cdctest"
+	"github.com/shopledger/shopledger/internal/consume"
 	"github.com/shopledger/shopledger/internal/httpapi/apitest"
 	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/schema"
@@ -32,7 +33,7 @@ func TestAPI(t *testing.T) {
 		tx(0, 100, 1, 3, "100.00", "credit"), tx(1, 200, 1, 3, "50.00", "credit"), tx(1, 300, 2, 3, "20.25", "debit"),
 		tx(0, 400, 2, 4, "5.00", "credit"), tx(0, 500, 3, big, "1.00", "credit"),
 	})
-	if _, err := s.Apply(context.Background(), msgs); err != nil {
+	if _, err := consume.Apply(context.Background(), db, s, consume.Decode(s, msgs), nil); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(NewHandler(s, log, prometheus.NewRegistry(), func(context.Context) error { return nil }))

@@ -1,9 +1,9 @@
 // Package store keeps balance_db: per user and per (user, shard) balance,
 // credits, debits and transaction count, built from account_transaction
-// change events as commutative increments. A batch is one database
-// transaction that records every transaction it applies (shard, id) next to
-// the increments, so a redelivered change is recognised and skipped, in any
-// order and after any restart.
+// change events as commutative increments. It is a consume.Handler: the
+// consumer loop decodes, dedupes (per shard and partition, see package
+// consume) and calls Apply in the batch's transaction; a newer snapshot of
+// a shard first Resets that shard's part of every balance.
 package store
 
 import (
@@ -33,14 +33,16 @@ type txRow struct {
 	Type   string       `json:"type"`
 }
 
-// change is one account transaction to add.
-type change struct {
+// Change is one account transaction to add.
+type Change struct {
 	shard, partition int
 	id, user         int64
 	amount           money.Cents // signed: credits add, debits subtract
 	src              cdc.Source
-	seq              int64
 }
+
+// Source is where the change comes from (for freshness).
+func (c Change) Source() cdc.Source { return c.src }
 
 // Store is balance_db.
 type Store struct {
@@ -51,113 +53,65 @@ type Store struct {
 // New returns the store over db (balance_db, migrated).
 func New(db *sql.DB, log *slog.Logger) *Store { return &Store{db: db, log: log} }
 
-// decode turns a message into a change, or says why it cannot be applied.
-func decode(m kafka.Message) (change, error) {
+// Decode turns a message into a change, or says why it cannot be applied.
+func (s *Store) Decode(m kafka.Message) (Change, cdc.Position, error) {
 	e, err := cdc.Decode[txRow](m.Value)
 	if err != nil {
-		return change{}, err
+		return Change{}, cdc.Position{}, err
 	}
 	if e.Source.Table != "account_transaction" {
-		return change{}, fmt.Errorf("a change of table %q, not account_transaction", e.Source.Table)
+		return Change{}, cdc.Position{}, fmt.Errorf("%w: %q, not account_transaction", consume.ErrUnknownTable, e.Source.Table)
 	}
 	if e.Op != cdc.OpCreate && e.Op != cdc.OpRead {
 		// The ledger never updates or deletes a transaction (a correction is
 		// a new transaction); such a change is a manual edit of the shard,
 		// which the reconciliation reports.
-		return change{}, fmt.Errorf("op %q on account_transaction: transactions are append-only", e.Op)
+		return Change{}, cdc.Position{}, fmt.Errorf("op %q on account_transaction: transactions are append-only", e.Op)
 	}
 	r := e.After
 	if r.ID == nil || r.UserID == nil || r.Amount == nil {
-		return change{}, fmt.Errorf("account_transaction row without id, user_id or amount")
+		return Change{}, cdc.Position{}, fmt.Errorf("account_transaction row without id, user_id or amount")
 	}
-	c := change{shard: e.Source.Shard, partition: m.Partition, id: *r.ID, user: *r.UserID, src: e.Source}
+	c := Change{shard: e.Source.Shard, partition: m.Partition, id: *r.ID, user: *r.UserID, src: e.Source}
 	switch r.Type {
 	case "credit":
 		c.amount = *r.Amount
 	case "debit":
 		c.amount = -*r.Amount
 	default:
-		return change{}, fmt.Errorf("account_transaction %d: type %q is neither credit nor debit", c.id, r.Type)
+		return Change{}, cdc.Position{}, fmt.Errorf("account_transaction %d: type %q is neither credit nor debit", c.id, r.Type)
 	}
-	c.seq, _ = e.Source.Seq() // checked by Decode
-	return c, nil
+	pos, err := e.Source.Position(e.Op)
+	return c, pos, err
 }
 
-type txKey struct {
+type delta struct {
+	credits, debits money.Cents
+	n, partition    int
+}
+
+func (d *delta) add(c Change) {
+	if c.amount >= 0 {
+		d.credits += c.amount
+	} else {
+		d.debits -= c.amount
+	}
+	d.n++
+	d.partition = c.partition
+}
+
+type userShard struct {
+	user  int64
 	shard int
-	id    int64
 }
 
-// Prepare decodes a batch; it runs ahead of the previous batch's apply.
-func (s *Store) Prepare(msgs []kafka.Message) any {
-	return consume.Decode(msgs, s.log, func(m kafka.Message) (change, txKey, error) {
-		c, err := decode(m)
-		return c, txKey{c.shard, c.id}, err
-	})
-}
-
-// ApplyPrepared adds a prepared batch in one transaction. Changes already
-// applied (by an earlier delivery or by another consumer of the group) are
-// skipped.
-func (s *Store) ApplyPrepared(ctx context.Context, b any) (consume.Result, error) {
-	return consume.ApplyBatch(ctx, b.(*consume.Batch[change]), s.applyTx)
-}
-
-// Apply decodes and applies a batch.
-func (s *Store) Apply(ctx context.Context, msgs []kafka.Message) (consume.Result, error) {
-	return s.ApplyPrepared(ctx, s.Prepare(msgs))
-}
-
-// Stages are the store's consumer stages.
-func (s *Store) Stages() consume.Stages {
-	return consume.Stages{Prepare: s.Prepare, Apply: s.ApplyPrepared}
-}
-
-func (s *Store) applyTx(ctx context.Context, changes []change) (int, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	known, err := s.known(ctx, tx, changes)
-	if err != nil {
-		return 0, err
-	}
-	type userShard struct {
-		user  int64
-		shard int
-	}
-	type delta struct {
-		credits, debits money.Cents
-		n, partition    int
-	}
+// Apply adds new changes to the balances in tx.
+func (s *Store) Apply(ctx context.Context, tx *sql.Tx, changes []Change) error {
 	perShard := map[userShard]*delta{}
 	perUser := map[int64]*delta{}
-	type progKey struct{ shard, partition int }
-	progress := map[progKey]change{}
-	ins := sqldb.Bulk{Head: "INSERT INTO applied_transaction (shard, id) VALUES ", Cols: 2}
-	applied := 0
 	for _, c := range changes {
-		if p, ok := progress[progKey{c.shard, c.partition}]; !ok || c.seq > p.seq {
-			progress[progKey{c.shard, c.partition}] = c
-		}
-		if known[txKey{c.shard, c.id}] {
-			continue
-		}
-		applied++
-		ins.Add(c.shard, c.id)
-		for _, d := range []*delta{get(perShard, userShard{c.user, c.shard}), get(perUser, c.user)} {
-			if c.amount >= 0 {
-				d.credits += c.amount
-			} else {
-				d.debits -= c.amount
-			}
-			d.n++
-			d.partition = c.partition
-		}
-	}
-	if err := ins.Exec(ctx, tx); err != nil {
-		return 0, fmt.Errorf("record applied transactions: %w", err)
+		get(perShard, userShard{c.user, c.shard}).add(c)
+		get(perUser, c.user).add(c)
 	}
 	// Rows in key order, so that concurrent batches lock them in one order.
 	us := slices.SortedFunc(maps.Keys(perShard), func(a, b userShard) int { return cmp.Or(cmp.Compare(a.user, b.user), cmp.Compare(a.shard, b.shard)) })
@@ -169,67 +123,35 @@ func (s *Store) applyTx(ctx context.Context, changes []change) (int, error) {
 		sb.Add(k.user, k.shard, (d.credits - d.debits).String(), d.credits.String(), d.debits.String(), d.n)
 	}
 	if err := sb.Exec(ctx, tx); err != nil {
-		return 0, fmt.Errorf("shard balances: %w", err)
+		return fmt.Errorf("shard balances: %w", err)
 	}
 	ub := sqldb.Bulk{Head: "INSERT INTO balance (user_id, balance, credits, debits, tx_count, kafka_partition) VALUES ",
 		Tail: ` ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), credits = credits + VALUES(credits),
 			debits = debits + VALUES(debits), tx_count = tx_count + VALUES(tx_count), kafka_partition = VALUES(kafka_partition)`, Cols: 6}
-	for _, u := range slices.SortedFunc(maps.Keys(perUser), cmp.Compare[int64]) {
+	for _, u := range slices.Sorted(maps.Keys(perUser)) {
 		d := perUser[u]
 		ub.Add(u, (d.credits - d.debits).String(), d.credits.String(), d.debits.String(), d.n, d.partition)
 	}
 	if err := ub.Exec(ctx, tx); err != nil {
-		return 0, fmt.Errorf("balances: %w", err)
+		return fmt.Errorf("balances: %w", err)
 	}
-	// Progress moves forward only: columns first, seq last, each compared
-	// with the stored seq before it changes.
-	pb := sqldb.Bulk{Head: "INSERT INTO progress (shard, kafka_partition, seq, file, pos, gtid, source_ts_ms) VALUES ",
-		Tail: ` ON DUPLICATE KEY UPDATE file = IF(VALUES(seq) > seq, VALUES(file), file), pos = IF(VALUES(seq) > seq, VALUES(pos), pos),
-			gtid = IF(VALUES(seq) > seq, VALUES(gtid), gtid), source_ts_ms = IF(VALUES(seq) > seq, VALUES(source_ts_ms), source_ts_ms),
-			seq = GREATEST(seq, VALUES(seq))`, Cols: 7}
-	for _, k := range slices.SortedFunc(maps.Keys(progress), func(a, b progKey) int {
-		return cmp.Or(cmp.Compare(a.shard, b.shard), cmp.Compare(a.partition, b.partition))
-	}) {
-		c := progress[k]
-		pb.Add(k.shard, k.partition, c.seq, c.src.File, c.src.Pos, c.src.GTID, c.src.TsMs)
-	}
-	if err := pb.Exec(ctx, tx); err != nil {
-		return 0, fmt.Errorf("progress: %w", err)
-	}
-	return applied, tx.Commit()
+	return nil
 }
 
-// known returns which of the changes' transactions were applied before.
-func (s *Store) known(ctx context.Context, tx *sql.Tx, changes []change) (map[txKey]bool, error) {
-	byShard := map[int][]int64{}
-	for _, c := range changes {
-		byShard[c.shard] = append(byShard[c.shard], c.id)
-	}
-	known := map[txKey]bool{}
-	for shard, ids := range byShard {
-		scan := func(r *sql.Rows) error {
-			var id int64
-			if err := r.Scan(&id); err != nil {
-				return err
-			}
-			known[txKey{shard, id}] = true
-			return nil
-		}
-		// A shard's ids grow with its binlog, so a batch's ids are mostly
-		// one dense range: one primary-key range scan reads it faster than
-		// an IN list, unless the range is much wider than the batch.
-		lo, hi := slices.Min(ids), slices.Max(ids)
-		var err error
-		if hi-lo < int64(4*len(ids)) {
-			err = sqldb.Each(ctx, tx, "SELECT id FROM applied_transaction WHERE shard = ? AND id BETWEEN ? AND ?", scan, shard, lo, hi)
-		} else {
-			err = sqldb.QueryIn(ctx, tx, "SELECT id FROM applied_transaction WHERE id IN (%s) AND shard = ?", ids, scan, shard)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("applied transactions: %w", err)
+// Reset removes shard's part of every balance in tx, before a newer
+// snapshot of the shard rebuilds it.
+func (s *Store) Reset(ctx context.Context, tx *sql.Tx, shard int) error {
+	for _, q := range []string{
+		`UPDATE balance b JOIN shard_balance s ON s.user_id = b.user_id AND s.shard = ?
+			SET b.balance = b.balance - s.balance, b.credits = b.credits - s.credits, b.debits = b.debits - s.debits, b.tx_count = b.tx_count - s.tx_count`,
+		"DELETE FROM shard_balance WHERE shard = ?",
+	} {
+		if _, err := tx.ExecContext(ctx, q, shard); err != nil {
+			return err
 		}
 	}
-	return known, nil
+	_, err := tx.ExecContext(ctx, "DELETE FROM balance WHERE tx_count = 0")
+	return err
 }
 
 func get[K comparable, V any](m map[K]*V, k K) *V {
@@ -306,7 +228,7 @@ func (s *Store) User(ctx context.Context, id int64) (*User, error) {
 		return nil, err
 	}
 	u.Freshness = []Freshness{}
-	err = sqldb.Each(ctx, s.db, "SELECT shard, file, pos, gtid, source_ts_ms, applied_at FROM progress WHERE kafka_partition = ? ORDER BY shard", func(r *sql.Rows) error {
+	err = sqldb.Each(ctx, s.db, "SELECT shard, file, pos, gtid, source_ts_ms, applied_at FROM consumer_watermark WHERE kafka_partition = ? ORDER BY shard, topic", func(r *sql.Rows) error {
 		var f Freshness
 		var at sql.NullTime
 		err := r.Scan(&f.Shard, &f.File, &f.Pos, &f.GTID, &f.SourceTimeMs, &at)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopledger/shopledger/cache/internal/store"
 	"github.com/shopledger/shopledger/internal/cdc/cdctest"
+	"github.com/shopledger/shopledger/internal/consume"
 	"github.com/shopledger/shopledger/internal/httpapi/apitest"
 	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/schema"
@@ -39,7 +40,7 @@ func TestAPI(t *testing.T) {
 	} {
 		msgs = append(msgs, cdctest.Messages("shop."+c.Table, []cdctest.Change{c})...)
 	}
-	if _, err := s.Apply(context.Background(), msgs); err != nil {
+	if _, err := consume.Apply(context.Background(), db, s, consume.Decode(s, msgs), nil); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(NewHandler(s, log, prometheus.NewRegistry(), func(context.Context) error { return nil }))

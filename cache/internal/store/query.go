@@ -140,7 +140,7 @@ func (s *Store) Shop(ctx context.Context, id int64) (*Shop, error) {
 
 func (s *Store) progress(ctx context.Context, shard int) ([]Progress, error) {
 	out := []Progress{}
-	err := sqldb.Each(ctx, s.db, "SELECT shard, topic, kafka_partition, file, pos, source_ts_ms, applied_at FROM progress WHERE shard = ? ORDER BY topic, kafka_partition",
+	err := sqldb.Each(ctx, s.db, "SELECT shard, topic, kafka_partition, file, pos, source_ts_ms, applied_at FROM consumer_watermark WHERE shard = ? ORDER BY topic, kafka_partition",
 		func(r *sql.Rows) error {
 			var p Progress
 			var at sql.NullTime

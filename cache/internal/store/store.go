@@ -2,9 +2,11 @@
 // open or closed, and counters of its events rows by type and status
 // (pending included), built from the shards' shop, shop_state and events
 // changes. Stock and counters are commutative increments; price and
-// open/closed keep the value of the latest change by source position. A
-// batch is one database transaction that records the identity of every
-// change it applies, so redelivery in any order changes nothing.
+// open/closed keep the value of the latest change by source position
+// (epoch first). It is a consume.Handler: the consumer loop decodes, dedupes
+// (per shard and partition, see package consume) and calls Apply in the
+// batch's transaction; a newer snapshot of a shard first Resets everything
+// the shard contributed.
 package store
 
 import (
@@ -26,9 +28,8 @@ import (
 	"github.com/shopledger/shopledger/internal/sqldb"
 )
 
-// Tables are the shard tables the cache consumes, with their codes in
-// applied_change.
-var Tables = map[string]int{"shop": 1, "shop_state": 2, "events": 3}
+// Tables are the shard tables the cache consumes.
+var Tables = []string{"shop", "shop_state", "events"}
 
 // NoShop is the shop_id under which events without a shop are counted.
 const NoShop = -1
@@ -45,8 +46,8 @@ type row struct {
 	Status    string       `json:"status"`
 }
 
-// flexBool reads a BOOLEAN column as the binlog gives it (0/1) or as JSON
-// true/false.
+// flexBool reads a BOOLEAN column as Debezium renders it (true/false) or as
+// older producers did (0/1).
 type flexBool bool
 
 func (b *flexBool) UnmarshalJSON(d []byte) error {
@@ -61,39 +62,27 @@ func (b *flexBool) UnmarshalJSON(d []byte) error {
 	return nil
 }
 
-// change is one decoded change event.
-type change struct {
-	env       cdc.Envelope[row]
-	tbl       int
-	seq       int64
-	version   string
-	partition int
-	topic     string
+// Change is one decoded change event.
+type Change struct {
+	env     cdc.Envelope[row]
+	version string // cdc.Position.Version, for last-writer-wins values
 }
 
-type changeKey struct {
-	shard, tbl int
-	seq        int64
-	row        int
-}
+// Source is where the change comes from (for freshness).
+func (c *Change) Source() cdc.Source { return c.env.Source }
 
-func (c *change) key() changeKey {
-	return changeKey{c.env.Source.Shard, c.tbl, c.seq, c.env.Source.Row}
-}
-
-func decode(m kafka.Message) (*change, error) {
+// Decode turns a message into a change, or says why it cannot be applied.
+func (s *Store) Decode(m kafka.Message) (*Change, cdc.Position, error) {
 	e, err := cdc.Decode[row](m.Value)
 	if err != nil {
-		return nil, err
+		return nil, cdc.Position{}, err
 	}
-	tbl, ok := Tables[e.Source.Table]
-	if !ok {
-		return nil, fmt.Errorf("a change of table %q, which the cache does not consume", e.Source.Table)
+	if !slices.Contains(Tables, e.Source.Table) {
+		return nil, cdc.Position{}, fmt.Errorf("%w: %q", consume.ErrUnknownTable, e.Source.Table)
 	}
-	c := &change{env: e, tbl: tbl, partition: m.Partition, topic: m.Topic}
-	c.seq, _ = e.Source.Seq() // checked by Decode
-	if c.version, err = e.Source.RowVersion(); err != nil {
-		return nil, err
+	pos, err := e.Source.Position(e.Op)
+	if err != nil {
+		return nil, cdc.Position{}, err
 	}
 	for _, r := range []*row{e.Before, e.After} {
 		if r == nil {
@@ -102,22 +91,22 @@ func decode(m kafka.Message) (*change, error) {
 		switch e.Source.Table {
 		case "shop":
 			if r.ID == nil || r.GoodID == nil || r.Count == nil {
-				return nil, errors.New("shop row without id, good_id or count")
+				return nil, pos, errors.New("shop row without id, good_id or count")
 			}
 		case "shop_state":
 			if r.ShopID == nil || r.Active == nil {
-				return nil, errors.New("shop_state row without shop_id or active")
+				return nil, pos, errors.New("shop_state row without shop_id or active")
 			}
 			if e.Op == cdc.OpDelete {
-				return nil, errors.New("delete of a shop_state row: shops are never removed")
+				return nil, pos, errors.New("delete of a shop_state row: shops are never removed")
 			}
 		case "events":
 			if r.EventType == nil || r.Status == "" {
-				return nil, errors.New("events row without event_type or status")
+				return nil, pos, errors.New("events row without event_type or status")
 			}
 		}
 	}
-	return c, nil
+	return &Change{env: e, version: pos.Version()}, pos, nil
 }
 
 // Store is cache_db.
@@ -128,33 +117,6 @@ type Store struct {
 
 // New returns the store over db (cache_db, migrated).
 func New(db *sql.DB, log *slog.Logger) *Store { return &Store{db: db, log: log} }
-
-// Prepare decodes a batch; it runs ahead of the previous batch's apply.
-func (s *Store) Prepare(msgs []kafka.Message) any {
-	return consume.Decode(msgs, s.log, func(m kafka.Message) (*change, changeKey, error) {
-		c, err := decode(m)
-		if err != nil {
-			return nil, changeKey{}, err
-		}
-		return c, c.key(), nil
-	})
-}
-
-// ApplyPrepared applies a prepared batch in one transaction, skipping the
-// changes applied before.
-func (s *Store) ApplyPrepared(ctx context.Context, b any) (consume.Result, error) {
-	return consume.ApplyBatch(ctx, b.(*consume.Batch[*change]), s.applyTx)
-}
-
-// Apply decodes and applies a batch.
-func (s *Store) Apply(ctx context.Context, msgs []kafka.Message) (consume.Result, error) {
-	return s.ApplyPrepared(ctx, s.Prepare(msgs))
-}
-
-// Stages are the store's consumer stages.
-func (s *Store) Stages() consume.Stages {
-	return consume.Stages{Prepare: s.Prepare, Apply: s.ApplyPrepared}
-}
 
 type stockKey struct{ shop, good int64 }
 
@@ -184,7 +146,8 @@ type progressKey struct {
 	partition int
 }
 
-// newer reports whether RowVersion a is after b; "-1" is before all.
+// newer reports whether version a (cdc.Position.Version) is after b; "-1"
+// is before all.
 // Versions are decimals without leading zeros: longer is larger.
 func newer(a, b string) bool {
 	switch {
@@ -198,33 +161,13 @@ func newer(a, b string) bool {
 	return a > b
 }
 
-func (s *Store) applyTx(ctx context.Context, changes []*change) (int, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	known, err := s.known(ctx, tx, changes)
-	if err != nil {
-		return 0, err
-	}
+// Apply adds new changes to the state in tx.
+func (s *Store) Apply(ctx context.Context, tx *sql.Tx, changes []*Change) error {
 	stock := map[stockKey]*stockDelta{}
 	status := map[int64]*statusVal{}
 	counts := map[counterKey]int64{}
-	progress := map[progressKey]*change{}
-	ins := sqldb.Bulk{Head: "INSERT INTO applied_change (shard, tbl, seq, row_no) VALUES ", Cols: 4}
-	applied := 0
 	for _, c := range changes {
 		src := c.env.Source
-		pk := progressKey{src.Shard, c.topic, c.partition}
-		if p := progress[pk]; p == nil || c.seq > p.seq {
-			progress[pk] = c
-		}
-		if known[c.key()] {
-			continue
-		}
-		applied++
-		ins.Add(src.Shard, c.tbl, c.seq, src.Row)
 		b, a := c.env.Before, c.env.After
 		switch src.Table {
 		case "shop":
@@ -252,9 +195,6 @@ func (s *Store) applyTx(ctx context.Context, changes []*change) (int, error) {
 			}
 		}
 	}
-	if err := ins.Exec(ctx, tx); err != nil {
-		return 0, fmt.Errorf("record applied changes: %w", err)
-	}
 	// Upserts in key order, so that concurrent batches lock rows in one order.
 	sb := sqldb.Bulk{Head: "INSERT INTO stock (shop_id, good_id, shard, count, price, price_version) VALUES ",
 		Tail: ` ON DUPLICATE KEY UPDATE count = count + VALUES(count),
@@ -269,18 +209,18 @@ func (s *Store) applyTx(ctx context.Context, changes []*change) (int, error) {
 		sb.Add(k.shop, k.good, d.shard, d.count, price, d.version)
 	}
 	if err := sb.Exec(ctx, tx); err != nil {
-		return 0, fmt.Errorf("stock: %w", err)
+		return fmt.Errorf("stock: %w", err)
 	}
 	st := sqldb.Bulk{Head: "INSERT INTO shop_status (shop_id, shard, active, active_version) VALUES ",
 		Tail: ` ON DUPLICATE KEY UPDATE active = IF(VALUES(active_version) > active_version, VALUES(active), active),
 			shard = IF(VALUES(active_version) > active_version, VALUES(shard), shard),
 			active_version = GREATEST(active_version, VALUES(active_version))`, Cols: 4}
-	for _, shop := range slices.SortedFunc(maps.Keys(status), cmp.Compare[int64]) {
+	for _, shop := range slices.Sorted(maps.Keys(status)) {
 		v := status[shop]
 		st.Add(shop, v.shard, v.active, v.version)
 	}
 	if err := st.Exec(ctx, tx); err != nil {
-		return 0, fmt.Errorf("shop status: %w", err)
+		return fmt.Errorf("shop status: %w", err)
 	}
 	cb := sqldb.Bulk{Head: "INSERT INTO event_count (shop_id, shard, event_type, status, n) VALUES ",
 		Tail: " ON DUPLICATE KEY UPDATE n = n + VALUES(n)", Cols: 5}
@@ -292,21 +232,20 @@ func (s *Store) applyTx(ctx context.Context, changes []*change) (int, error) {
 		}
 	}
 	if err := cb.Exec(ctx, tx); err != nil {
-		return 0, fmt.Errorf("event counts: %w", err)
+		return fmt.Errorf("event counts: %w", err)
 	}
-	pb := sqldb.Bulk{Head: "INSERT INTO progress (shard, topic, kafka_partition, seq, file, pos, source_ts_ms) VALUES ",
-		Tail: ` ON DUPLICATE KEY UPDATE file = IF(VALUES(seq) > seq, VALUES(file), file), pos = IF(VALUES(seq) > seq, VALUES(pos), pos),
-			source_ts_ms = IF(VALUES(seq) > seq, VALUES(source_ts_ms), source_ts_ms), seq = GREATEST(seq, VALUES(seq))`, Cols: 7}
-	for _, k := range slices.SortedFunc(maps.Keys(progress), func(a, b progressKey) int {
-		return cmp.Or(cmp.Compare(a.shard, b.shard), strings.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
-	}) {
-		c := progress[k]
-		pb.Add(k.shard, k.topic, k.partition, c.seq, c.env.Source.File, c.env.Source.Pos, c.env.Source.TsMs)
+	return nil
+}
+
+// Reset removes everything shard contributed in tx, before a newer snapshot
+// of the shard rebuilds it.
+func (s *Store) Reset(ctx context.Context, tx *sql.Tx, shard int) error {
+	for _, table := range []string{"stock", "shop_status", "event_count"} {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE shard = ?", shard); err != nil {
+			return fmt.Errorf("reset %s of shard %d: %w", table, shard, err)
+		}
 	}
-	if err := pb.Exec(ctx, tx); err != nil {
-		return 0, fmt.Errorf("progress: %w", err)
-	}
-	return applied, tx.Commit()
+	return nil
 }
 
 func counterOf(r *row, shard int) counterKey {
@@ -324,32 +263,4 @@ func getStock(m map[stockKey]*stockDelta, k stockKey, shard int) *stockDelta {
 		m[k] = d
 	}
 	return d
-}
-
-// known returns which changes were applied before.
-func (s *Store) known(ctx context.Context, tx *sql.Tx, changes []*change) (map[changeKey]bool, error) {
-	known := map[changeKey]bool{}
-	keys := make([]string, len(changes))
-	for i, c := range changes {
-		k := c.key()
-		// Literal integers: a row-constructor IN list of numbers is safe to
-		// inline and lets the server use the primary key for it.
-		keys[i] = fmt.Sprintf("(%d,%d,%d,%d)", k.shard, k.tbl, k.seq, k.row)
-	}
-	for start := 0; start < len(keys); start += sqldb.MaxRows {
-		end := min(start+sqldb.MaxRows, len(keys))
-		err := sqldb.Each(ctx, tx, "SELECT shard, tbl, seq, row_no FROM applied_change WHERE (shard, tbl, seq, row_no) IN ("+strings.Join(keys[start:end], ",")+")",
-			func(r *sql.Rows) error {
-				var k changeKey
-				if err := r.Scan(&k.shard, &k.tbl, &k.seq, &k.row); err != nil {
-					return err
-				}
-				known[k] = true
-				return nil
-			})
-		if err != nil {
-			return nil, fmt.Errorf("applied changes: %w", err)
-		}
-	}
-	return known, nil
 }
