@@ -24,10 +24,12 @@ type Config struct {
 		// Flavor is mysql or mariadb; empty detects it.
 		Flavor string `mapstructure:"flavor"`
 		// ServerID is the replica's server id; 0 means 1001 + shard.
-		ServerID     uint32   `mapstructure:"server_id"`
-		SnapshotMode string   `mapstructure:"snapshot_mode"`
-		FlushRows    int      `mapstructure:"flush_rows"`
-		Tables       []string `mapstructure:"tables"`
+		ServerID     uint32 `mapstructure:"server_id"`
+		SnapshotMode string `mapstructure:"snapshot_mode"`
+		// SnapshotLockTimeout bounds the snapshot's global read lock.
+		SnapshotLockTimeout time.Duration `mapstructure:"snapshot_lock_timeout"`
+		FlushRows           int           `mapstructure:"flush_rows"`
+		Tables              []string      `mapstructure:"tables"`
 		// Keys maps a table to its key columns (comma-separated), or to
 		// "ordering" for the events table's ordering key; tables not listed
 		// are keyed by "id".
@@ -50,7 +52,8 @@ type Config struct {
 func defaults() *Config {
 	c := &Config{Shard: -1, Logging: logging.Default}
 	c.Database = sqldb.Config{User: "cdc", Database: "shop"}
-	c.Capture.SnapshotMode = "initial"
+	c.Capture.SnapshotMode = string(capture.SnapshotInitial)
+	c.Capture.SnapshotLockTimeout = 10 * time.Second
 	c.Capture.FlushRows = 5000
 	c.Capture.Tables = append([]string(nil), topics.CDCTables...)
 	c.Capture.Keys = map[string]string{"events": "ordering", "account_transaction": "user_id", "purchase_history": "order_id",
@@ -68,8 +71,10 @@ func (c *Config) Validate() error {
 	var ch config.Checks
 	ch.Check(c.Shard >= 0, "shard", "must be set (--shard or shard = N), got %d", c.Shard)
 	ch.Check(c.Capture.Flavor == "" || c.Capture.Flavor == "mysql" || c.Capture.Flavor == "mariadb", "capture.flavor", "must be mysql, mariadb or empty (detect), got %q", c.Capture.Flavor)
-	m := c.Capture.SnapshotMode
-	ch.Check(m == "initial" || m == "never" || m == "when_needed", "capture.snapshot_mode", "must be initial, never or when_needed, got %q", m)
+	m := capture.SnapshotMode(c.Capture.SnapshotMode)
+	ch.Check(m == capture.SnapshotInitial || m == capture.SnapshotNever || m == capture.SnapshotWhenNeeded, "capture.snapshot_mode",
+		"must be initial, never or when_needed, got %q", m)
+	ch.Check(c.Capture.SnapshotLockTimeout >= time.Second, "capture.snapshot_lock_timeout", "must be at least 1s, got %s", c.Capture.SnapshotLockTimeout)
 	ch.Check(c.Capture.FlushRows >= 1, "capture.flush_rows", "must be at least 1")
 	ch.Check(len(c.Capture.Tables) > 0, "capture.tables", "must list at least one table")
 	ch.Check(len(c.Kafka.Brokers) > 0, "kafka.brokers", "must list at least one broker")

@@ -61,7 +61,8 @@ func stream(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer cps.Close()
 	c := capture.New(capture.Config{Shard: cfg.Shard, Addr: cfg.Database.Addr, User: cfg.Database.User, Password: cfg.Database.Password,
 		Database: cfg.Database.Database, Flavor: cfg.Capture.Flavor, ServerID: cfg.Capture.ServerID, Tables: tables,
-		TopicPrefix: cfg.Kafka.TopicPrefix, FlushRows: cfg.Capture.FlushRows, Snapshot: cfg.Capture.SnapshotMode},
+		TopicPrefix: cfg.Kafka.TopicPrefix, FlushRows: cfg.Capture.FlushRows, Snapshot: capture.SnapshotMode(cfg.Capture.SnapshotMode),
+		SnapshotLockTimeout: cfg.Capture.SnapshotLockTimeout},
 		cfg.Kafka.Brokers, cps, log, capture.NewMetrics(reg, cfg.Shard))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.Run(ctx) })

@@ -47,9 +47,28 @@ type Config struct {
 	// FlushRows bounds the messages buffered before a write to Kafka, and so
 	// the memory a large transaction needs.
 	FlushRows int
-	// Snapshot is the snapshot mode: initial, never or when_needed.
-	Snapshot string
+	// Snapshot is the snapshot mode.
+	Snapshot SnapshotMode
+	// SnapshotLockTimeout bounds the global read lock a snapshot takes to
+	// read its position: a long query that keeps the lock from being
+	// granted would otherwise block every write of the shard meanwhile.
+	SnapshotLockTimeout time.Duration
 }
+
+// SnapshotMode says when the capture reads every row of the captured
+// tables.
+type SnapshotMode string
+
+// The snapshot modes.
+const (
+	// SnapshotInitial snapshots when there is no checkpoint.
+	SnapshotInitial SnapshotMode = "initial"
+	// SnapshotNever starts streaming at the current position.
+	SnapshotNever SnapshotMode = "never"
+	// SnapshotWhenNeeded also snapshots when the checkpoint cannot be
+	// resumed from: its binlog purged, or the server behind it.
+	SnapshotWhenNeeded SnapshotMode = "when_needed"
+)
 
 // Topic is the topic of table.
 func (c Config) Topic(table string) string { return c.TopicPrefix + "." + table }
@@ -163,44 +182,112 @@ func (c *Capture) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if ok && cp.Identity != srv.identity {
+	switch {
+	case !ok && c.cfg.Snapshot == SnapshotNever:
+		// Saved at once: a restart before the first transaction must
+		// resume here, not at a later "now".
+		cp = Checkpoint{Shard: c.cfg.Shard, Flavor: srv.flavor, Identity: srv.identity, GTID: srv.gtid, TsMs: time.Now().UnixMilli(), Epoch: 1}
+		if err := c.cps.Save(ctx, cp); err != nil {
+			return err
+		}
+	case !ok:
+		return c.snapshotThenStream(ctx, db, srv, 1)
+	case cp.Snapshotting:
+		c.log.Warn("the last snapshot did not finish; taking a new one", "epoch", cp.Epoch+1)
+		return c.snapshotThenStream(ctx, db, srv, cp.Epoch+1)
+	}
+	if cp.Identity != srv.identity {
 		if cp.GTID == "" || cp.Flavor != srv.flavor {
 			return fmt.Errorf("%w: %w: shard %d checkpoint is of server %q (%s %s:%d), this server is %q",
 				ErrFatal, ErrIdentityMismatch, c.cfg.Shard, cp.Identity, cp.Flavor, cp.File, cp.Pos, srv.identity)
 		}
+		// Positions on this server are not comparable with the old one's:
+		// a new epoch.
 		c.log.Warn("checkpoint is of another server; re-anchoring by GTID", "checkpoint_server", cp.Identity,
-			"server", srv.identity, "gtid", cp.GTID)
-		cp.Identity = srv.identity
+			"server", srv.identity, "gtid", cp.GTID, "epoch", cp.Epoch+1)
+		cp.Identity, cp.File, cp.Pos, cp.Epoch = srv.identity, "", 0, cp.Epoch+1
 	}
-	if !ok {
-		switch c.cfg.Snapshot {
-		case "never":
-			// Saved at once: a restart before the first transaction must
-			// resume here, not at a later "now".
-			cp = Checkpoint{Shard: c.cfg.Shard, Flavor: srv.flavor, Identity: srv.identity, GTID: srv.gtid, TsMs: time.Now().UnixMilli()}
-			if err := c.cps.Save(ctx, cp); err != nil {
-				return err
-			}
-		default:
-			if cp, err = c.snapshot(ctx, db, srv); err != nil {
-				return fmt.Errorf("snapshot: %w", err)
-			}
-		}
-	}
-	if ok {
+	err = c.checkDiverged(cp, srv)
+	if err == nil {
 		err = c.checkAvailable(ctx, db, cp)
 	}
 	if err == nil {
 		err = c.stream(ctx, cp)
 	}
-	if errors.Is(err, ErrBinlogPurged) && c.cfg.Snapshot == "when_needed" {
-		c.log.Warn("the checkpoint's binlog is gone; taking a new snapshot (snapshot_mode when_needed)", "err", err)
-		if cp, err = c.snapshot(ctx, db, srv); err != nil {
-			return fmt.Errorf("snapshot: %w", err)
-		}
-		return c.stream(ctx, cp)
+	if (errors.Is(err, ErrBinlogPurged) || errors.Is(err, ErrDiverged)) && c.cfg.Snapshot == SnapshotWhenNeeded {
+		c.log.Warn("cannot resume from the checkpoint; taking a new snapshot (snapshot_mode when_needed)", "err", err, "epoch", cp.Epoch+1)
+		return c.snapshotThenStream(ctx, db, srv, cp.Epoch+1)
 	}
 	return err
+}
+
+func (c *Capture) snapshotThenStream(ctx context.Context, db *sql.DB, srv server, epoch int64) error {
+	cp, err := c.snapshot(ctx, db, srv, epoch)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return c.stream(ctx, cp)
+}
+
+// ErrDiverged is returned (wrapped in ErrFatal) when the shard's server is
+// behind the checkpoint: its GTID history lacks transactions already
+// published (a backup restored, a failover that lost transactions, RESET
+// MASTER). Its positions repeat ones already published and its data no
+// longer holds what the consumers applied: only a new snapshot (of a new
+// epoch) makes the consumers exact again, which snapshot_mode when_needed
+// takes by itself.
+var ErrDiverged = errors.New("the shard's server is behind the checkpoint")
+
+// checkDiverged reports ErrDiverged when srv's GTID history lacks
+// transactions of cp's.
+func (c *Capture) checkDiverged(cp Checkpoint, srv server) error {
+	if cp.GTID == "" {
+		return nil
+	}
+	lost, err := behind(cp.Flavor, cp.GTID, srv.gtid)
+	if err != nil {
+		return fmt.Errorf("compare GTID sets: %w", err)
+	}
+	if lost == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: %w: shard %d has GTID %s, the checkpoint %s (%s); set capture.snapshot_mode = \"when_needed\" "+
+		"to take a new snapshot, which the consumers rebuild the shard from", ErrFatal, ErrDiverged, c.cfg.Shard, srv.gtid, cp.GTID, lost)
+}
+
+// behind returns what the server's executed GTID set lacks of the
+// checkpoint's, or "" when nothing.
+func behind(flavor, checkpoint, server string) (string, error) {
+	if flavor == mysql.MariaDBFlavor {
+		cp, err := mysql.ParseMariadbGTIDSet(checkpoint)
+		if err != nil {
+			return "", err
+		}
+		have, err := mysql.ParseMariadbGTIDSet(server)
+		if err != nil {
+			return "", err
+		}
+		var lost []string
+		for domain, want := range cp.(*mysql.MariadbGTIDSet).Sets {
+			got, ok := have.(*mysql.MariadbGTIDSet).Sets[domain]
+			if !ok || got.SequenceNumber < want.SequenceNumber {
+				lost = append(lost, fmt.Sprintf("domain %d is at %s, the checkpoint at %s", domain, got, want))
+			}
+		}
+		return strings.Join(lost, "; "), nil
+	}
+	cp, err := mysql.ParseMysqlGTIDSet(checkpoint)
+	if err != nil {
+		return "", err
+	}
+	have, err := mysql.ParseMysqlGTIDSet(server)
+	if err != nil {
+		return "", err
+	}
+	if have.(*mysql.MysqlGTIDSet).Contain(cp) {
+		return "", nil
+	}
+	return "the server's gtid_executed does not contain the checkpoint's", nil
 }
 
 // ErrBinlogPurged is returned (wrapped in ErrFatal) when the binlog the
@@ -351,7 +438,7 @@ func (t *txn) rows(h *replication.EventHeader, e *replication.RowsEvent, cols *c
 	}
 	src := Source{Version: Version, Name: t.c.cfg.TopicPrefix, TsMs: int64(h.Timestamp) * 1000, Snapshot: "false",
 		DB: t.c.cfg.Database, Table: table, ServerID: h.ServerID, GTID: t.gtid, File: t.file, Pos: h.LogPos - h.EventSize,
-		Shard: t.c.cfg.Shard}
+		Shard: t.c.cfg.Shard, Epoch: t.cp.Epoch}
 	now := time.Now().UnixMilli()
 	topic := t.c.cfg.Topic(table)
 	key := t.c.cfg.Tables[table]

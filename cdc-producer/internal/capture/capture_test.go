@@ -44,7 +44,7 @@ func (e *env) startBroker() {
 	e.brokers = cluster.ListenAddrs()
 }
 
-func setup(t *testing.T, snapshot string) *env {
+func setup(t *testing.T, snapshot SnapshotMode) *env {
 	t.Helper()
 	inst := stacktest.MariaDB(t)
 	db := stacktest.Database(t, inst, "shop", schema.Shard)
@@ -54,7 +54,7 @@ func setup(t *testing.T, snapshot string) *env {
 	}
 	e := &env{t: t, inst: inst, db: db, port: port, dir: t.TempDir(), cfg: Config{
 		Shard: 1, Addr: inst.Addr(), User: "cdc", Database: "shop", ServerID: 1001, TopicPrefix: "shop", FlushRows: 5000,
-		Snapshot: snapshot, Tables: map[string]Key{"good": {Columns: []string{"id"}},
+		Snapshot: snapshot, SnapshotLockTimeout: 5 * time.Second, Tables: map[string]Key{"good": {Columns: []string{"id"}},
 			"events": {Ordering: true}, "account_transaction": {Columns: []string{"user_id"}}},
 	}}
 	e.startBroker()
@@ -146,6 +146,9 @@ func (e *env) consume(topic string, want int) []msg {
 }
 
 func before(a, b Source) bool {
+	if a.Epoch != b.Epoch {
+		return a.Epoch < b.Epoch
+	}
 	if a.Snapshot != b.Snapshot {
 		return a.Snapshot == "true"
 	}
@@ -159,7 +162,7 @@ func before(a, b Source) bool {
 }
 
 func TestSnapshotThenStream(t *testing.T) {
-	e := setup(t, "initial")
+	e := setup(t, SnapshotInitial)
 	e.exec("INSERT INTO good (id, name, brand, price) VALUES (1, 'kettle', 'acme', 12.50), (2, 'mug', '', 3.00)")
 	stop := e.start()
 	defer stop()
@@ -221,7 +224,7 @@ func TestSnapshotThenStream(t *testing.T) {
 }
 
 func TestResumeAndIdentity(t *testing.T) {
-	e := setup(t, "never")
+	e := setup(t, SnapshotNever)
 	stop := e.start()
 	e.exec("INSERT INTO good (id, name) VALUES (1, 'a')")
 	e.consume("shop.good", 1)
@@ -269,7 +272,7 @@ func (w logWriter) Write(b []byte) (int, error) {
 func testLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(logWriter{t}, nil)) }
 
 func TestRotationAndShardRestart(t *testing.T) {
-	e := setup(t, "never")
+	e := setup(t, SnapshotNever)
 	stop := e.start()
 	defer stop()
 	e.exec("INSERT INTO good (id, name) VALUES (1, 'a')")
@@ -302,7 +305,7 @@ func TestRotationAndShardRestart(t *testing.T) {
 }
 
 func TestPurgedBinlog(t *testing.T) {
-	e := setup(t, "never")
+	e := setup(t, SnapshotNever)
 	stop := e.start()
 	e.exec("INSERT INTO good (id, name) VALUES (1, 'a')")
 	e.consume("shop.good", 1)
@@ -345,16 +348,16 @@ func TestPurgedBinlog(t *testing.T) {
 	}
 
 	// With when_needed: a new snapshot, then the stream.
-	e.cfg.Snapshot = "when_needed"
+	e.cfg.Snapshot = SnapshotWhenNeeded
 	stop = e.start()
 	defer stop()
 	e.exec("INSERT INTO good (id, name) VALUES (3, 'c')")
-	got := e.consume("shop.good", 4) // a (c), then the snapshot's a, b (r), then c (c)
+	got := e.consume("shop.good", 4) // a (c, epoch 1), then the snapshot's a, b (r, epoch 2), then c (c, epoch 2)
 	var ops []string
 	for _, m := range got {
 		ops = append(ops, m.env.Op+":"+m.env.After["name"].(string))
 	}
-	if strings.Join(ops, " ") != "r:a r:b c:a c:c" {
+	if strings.Join(ops, " ") != "c:a r:a r:b c:c" {
 		t.Errorf("messages after the re-snapshot = %v, want the snapshot of a and b, then c", ops)
 	}
 }
@@ -362,7 +365,7 @@ func TestPurgedBinlog(t *testing.T) {
 // A transaction larger than several flushes arrives whole, and the
 // checkpoint moves past it only once.
 func TestLargeTransaction(t *testing.T) {
-	e := setup(t, "never")
+	e := setup(t, SnapshotNever)
 	stop := e.start()
 	defer stop()
 	e.exec("INSERT INTO good (id, name, price) SELECT seq, CONCAT('g', seq), 1.00 FROM seq_1_to_20000")
@@ -375,7 +378,7 @@ func TestLargeTransaction(t *testing.T) {
 // Kafka goes away mid-stream and comes back: the capture retries from its
 // checkpoint and nothing committed meanwhile is lost.
 func TestKafkaRestart(t *testing.T) {
-	e := setup(t, "never")
+	e := setup(t, SnapshotNever)
 	stop := e.start()
 	defer stop()
 	e.exec("INSERT INTO good (id, name) VALUES (1, 'a')")
@@ -393,7 +396,7 @@ func TestKafkaRestart(t *testing.T) {
 // A GTID checkpoint taken on another server (a failover to a replica with
 // the same GTID history) re-anchors instead of failing.
 func TestGTIDCheckpointReanchors(t *testing.T) {
-	e := setup(t, "never")
+	e := setup(t, SnapshotNever)
 	var gtid string
 	e.db.QueryRow("SELECT @@gtid_binlog_pos").Scan(&gtid)
 	cps := NewCheckpoints(e.brokers, "cps")

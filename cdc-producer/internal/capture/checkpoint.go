@@ -24,6 +24,16 @@ type Checkpoint struct {
 	TsMs     int64  `json:"ts_ms"`
 	// Snapshot is true once the initial snapshot completed.
 	Snapshot bool `json:"snapshot"`
+	// Epoch is carried in every message's source block (source.epoch). It
+	// grows whenever positions stop being comparable with the earlier ones
+	// (a re-anchor on another server) or the consumers must rebuild the
+	// shard's state (every snapshot), so consumers order changes by
+	// (epoch, position) and reset a shard on a newer snapshot.
+	Epoch int64 `json:"epoch"`
+	// Snapshotting marks a snapshot of Epoch under way: a capture that
+	// finds it takes a new snapshot, of a newer epoch, so that consumers
+	// drop the rows the interrupted one published.
+	Snapshotting bool `json:"snapshotting,omitempty"`
 }
 
 // Checkpoints stores checkpoints in a compacted topic keyed by shard, as
@@ -83,12 +93,13 @@ func (c *Checkpoints) Load(ctx context.Context, shard int) (cp Checkpoint, ok bo
 			return cp, false, fmt.Errorf("load checkpoint: %w", err)
 		}
 		if string(m.Key) == key {
+			var next Checkpoint    // each record whole: no field of an older one survives
 			if len(m.Value) == 0 { // tombstone: checkpoint deleted
 				cp, ok = Checkpoint{}, false
-			} else if err := json.Unmarshal(m.Value, &cp); err != nil {
+			} else if err := json.Unmarshal(m.Value, &next); err != nil {
 				return cp, false, fmt.Errorf("checkpoint at offset %d: %w", m.Offset, err)
 			} else {
-				ok = true
+				cp, ok = next, true
 			}
 		}
 		if m.Offset >= last-1 {

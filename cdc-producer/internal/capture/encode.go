@@ -159,5 +159,7 @@ func appendSource(b []byte, s *Source) []byte {
 	b = strconv.AppendInt(b, int64(s.Row), 10)
 	b = append(b, `,"shard":`...)
 	b = strconv.AppendInt(b, int64(s.Shard), 10)
+	b = append(b, `,"epoch":`...)
+	b = strconv.AppendInt(b, s.Epoch, 10)
 	return append(b, '}')
 }

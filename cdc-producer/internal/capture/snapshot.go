@@ -4,32 +4,50 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
-// snapshot publishes every row of the captured tables as op "r", read in one
-// consistent transaction, and returns the checkpoint of the binlog position
-// that transaction saw: streaming from it misses and doubles nothing. A
-// crash during the snapshot leaves no checkpoint, so it starts over.
-func (c *Capture) snapshot(ctx context.Context, db *sql.DB, srv server) (Checkpoint, error) {
+// snapshot publishes every row of the captured tables as op "r" of epoch,
+// read in one consistent transaction, and returns the checkpoint of the
+// binlog position that transaction saw: streaming from it misses and
+// doubles nothing. Before the first row it saves a checkpoint that marks
+// the snapshot under way, so a crash during it makes the next run take a
+// new snapshot of a newer epoch, and consumers drop what this one
+// published.
+func (c *Capture) snapshot(ctx context.Context, db *sql.DB, srv server, epoch int64) (Checkpoint, error) {
+	marker := Checkpoint{Shard: c.cfg.Shard, Flavor: srv.flavor, Identity: srv.identity, Epoch: epoch, Snapshotting: true, TsMs: time.Now().UnixMilli()}
+	if err := c.cps.Save(ctx, marker); err != nil {
+		return Checkpoint{}, err
+	}
 	lock, err := db.Conn(ctx)
 	if err != nil {
 		return Checkpoint{}, err
 	}
 	defer lock.Close()
+	if err := c.lockTimeout(ctx, lock); err != nil {
+		return Checkpoint{}, err
+	}
 	snap, err := db.Conn(ctx)
 	if err != nil {
 		return Checkpoint{}, err
 	}
 	defer snap.Close()
 	// A global read lock for the instant it takes to open the snapshot and
-	// read the position it corresponds to.
-	if _, err := lock.ExecContext(ctx, "FLUSH TABLES WITH READ LOCK"); err != nil {
-		return Checkpoint{}, fmt.Errorf("global read lock: %w", err)
+	// read the position it corresponds to; waiting for it is bounded.
+	ftwrl := "FLUSH TABLES WITH READ LOCK"
+	if srv.flavor == mysql.MariaDBFlavor {
+		ftwrl = fmt.Sprintf("SET STATEMENT max_statement_time = %g FOR %s", c.cfg.SnapshotLockTimeout.Seconds(), ftwrl)
+	}
+	if _, err := lock.ExecContext(ctx, ftwrl); err != nil {
+		return Checkpoint{}, fmt.Errorf("%w: global read lock not granted within %s (a long query on the shard?): %v",
+			ErrSnapshotLock, c.cfg.SnapshotLockTimeout, err)
 	}
 	if _, err := snap.ExecContext(ctx, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"); err != nil {
 		return Checkpoint{}, err
@@ -37,7 +55,7 @@ func (c *Capture) snapshot(ctx context.Context, db *sql.DB, srv server) (Checkpo
 	if _, err := snap.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT"); err != nil {
 		return Checkpoint{}, err
 	}
-	cp := Checkpoint{Shard: c.cfg.Shard, Flavor: srv.flavor, Identity: srv.identity, Snapshot: true, TsMs: time.Now().UnixMilli()}
+	cp := Checkpoint{Shard: c.cfg.Shard, Flavor: srv.flavor, Identity: srv.identity, Snapshot: true, TsMs: time.Now().UnixMilli(), Epoch: epoch}
 	gtidVar := "@@gtid_executed"
 	if srv.flavor == "mariadb" {
 		gtidVar = "@@gtid_binlog_pos"
@@ -88,6 +106,20 @@ func (c *Capture) snapshot(ctx context.Context, db *sql.DB, srv server) (Checkpo
 	}
 	c.log.Info("snapshot done", "shard", c.cfg.Shard, "rows", total)
 	return cp, nil
+}
+
+// ErrSnapshotLock is returned when the snapshot's global read lock was not
+// granted within Config.SnapshotLockTimeout; the capture tries again later.
+var ErrSnapshotLock = errors.New("snapshot lock")
+
+// lockTimeout bounds the wait for the global read lock on conn
+// (lock_wait_timeout; on MariaDB the statement itself is bounded too).
+func (c *Capture) lockTimeout(ctx context.Context, conn *sql.Conn) error {
+	secs := max(1, int(c.cfg.SnapshotLockTimeout.Seconds()))
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d", secs)); err != nil {
+		return fmt.Errorf("snapshot lock timeout: %w", err)
+	}
+	return nil
 }
 
 func binlogPosition(ctx context.Context, conn *sql.Conn) (string, uint32, error) {
@@ -156,7 +188,7 @@ func (c *Capture) snapshotTable(ctx context.Context, conn *sql.Conn, t *txn, tab
 		}
 		env := Envelope{Op: OpRead, TsMs: now, After: row, Source: Source{Version: Version, Connector: "mysql",
 			Name: c.cfg.TopicPrefix, TsMs: now, Snapshot: "true", DB: c.cfg.Database, Table: table,
-			GTID: cp.GTID, File: cp.File, Pos: cp.Pos, Row: n, Shard: c.cfg.Shard}}
+			GTID: cp.GTID, File: cp.File, Pos: cp.Pos, Row: n, Shard: c.cfg.Shard, Epoch: cp.Epoch}}
 		msg, err := c.message(table, env)
 		if err != nil {
 			return n, err
