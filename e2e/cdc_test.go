@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shopledger/shopledger/internal/localstack"
@@ -22,19 +24,19 @@ import (
 )
 
 // kill -9 of the cdc-producer, three times, while a client keeps committing
-// transactions: afterwards every committed row change is in Kafka, and the
-// only duplicates are repeats of a transaction that was not acknowledged
-// when the producer died, with the same source position.
+// transactions, on a real Apache Kafka broker: afterwards every committed
+// row change is in Kafka, the checkpoint in its compacted topic points past
+// them, and the only duplicates are repeats of a transaction that was not
+// acknowledged when the producer died, with the same source position.
 func TestKillProducerUnderWrites(t *testing.T) {
 	inst := stacktest.MariaDB(t)
 	db := stacktest.Database(t, inst, "shop", schema.Shard)
 	ctx := context.Background()
-	broker, err := localstack.StartBroker(ctx, 0, "", topics.DefaultSettings.CDC(topics.DefaultPrefix, topics.CDCTables)...)
-	if err != nil {
+	kafka := stacktest.Kafka(t, 1)
+	if err := topics.Ensure(ctx, kafka.Brokers(), topics.DefaultSettings.CDC(topics.DefaultPrefix, topics.CDCTables)...); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(broker.Close)
-	brokers := strings.Join(broker.Addrs(), ",")
+	brokers := strings.Join(kafka.Brokers(), ",")
 	logs, _ := os.Create(filepath.Join(t.TempDir(), "producer.log"))
 	port := freePort(t)
 	p := &localstack.Process{Name: "cdc-producer-0", Bin: filepath.Join(binDir, "cdc-producer"), Args: []string{"--shard", "0"},
@@ -114,7 +116,7 @@ func TestKillProducerUnderWrites(t *testing.T) {
 	mu.Unlock()
 
 	// Read shop.good until every committed change is there.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker.Addrs()...), kgo.ConsumeTopics("shop.good"),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.Brokers()...), kgo.ConsumeTopics("shop.good"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +163,79 @@ func TestKillProducerUnderWrites(t *testing.T) {
 		t.Errorf("%d duplicate messages after 3 kills, want at most %d", dups, 3*13)
 	}
 	t.Logf("%d row changes committed, %d messages, %d duplicates", want, messages, dups)
+	checkCheckpoint(t, kafka.Brokers(), 0, db)
+}
+
+// checkCheckpoint waits until the shard's latest checkpoint in the
+// compacted checkpoint topic is at the shard's current GTID position, and
+// checks the topic is compacted and kept forever.
+func checkCheckpoint(t *testing.T, brokers []string, shard int, db *sql.DB) {
+	t.Helper()
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	topic := topics.Checkpoints(topics.DefaultPrefix)
+	cfg, err := cl.DescribeConfigs(context.Background(), &kafka.DescribeConfigsRequest{
+		Resources: []kafka.DescribeConfigRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
+			ConfigNames: []string{"cleanup.policy", "retention.ms"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range cfg.Resources {
+		for _, e := range r.ConfigEntries {
+			got[e.ConfigName] = e.ConfigValue
+		}
+	}
+	if got["cleanup.policy"] != "compact" || got["retention.ms"] != "-1" {
+		t.Errorf("checkpoint topic configs %v, want compacted and kept forever", got)
+	}
+	var want string
+	if err := db.QueryRow("SELECT @@gtid_binlog_pos").Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		last := latest(t, brokers, topic, fmt.Sprintf("shard-%d", shard))
+		if last["gtid"] == want && last["snapshotting"] == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("latest checkpoint of shard %d = %v, want GTID %s", shard, last, want)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// latest reads partition 0 of topic to its end and returns the value of
+// the last record with key, as a JSON object.
+func latest(t *testing.T, brokers []string, topic, key string) map[string]any {
+	t.Helper()
+	conn, err := kafka.DialLeader(context.Background(), "tcp", brokers[0], topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, end, err := conn.ReadOffsets()
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	r.SetOffset(first)
+	var last map[string]any
+	for off := first; off < end; {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := r.ReadMessage(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Key) == key {
+			last = nil // each record whole
+			json.Unmarshal(m.Value, &last)
+		}
+		off = m.Offset + 1
+	}
+	return last
 }
 
 // checkCDC waits until topic shop.<table> holds, for every shard, one

@@ -16,11 +16,13 @@ import (
 
 	"github.com/shopledger/shopledger/internal/audit"
 	"github.com/shopledger/shopledger/internal/localdb"
+	"github.com/shopledger/shopledger/internal/localkafka"
 	"github.com/shopledger/shopledger/internal/localstack"
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/shard"
 	"github.com/shopledger/shopledger/internal/spool"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/internal/topics"
 )
 
@@ -47,7 +49,8 @@ func TestMain(m *testing.M) {
 // stack is the file pipeline running for one test.
 type stack struct {
 	t       testing.TB
-	brokers []string // the embedded broker's, when the stack runs cdc-producers
+	brokers []string // the broker's, when the stack runs cdc-producers
+	kafka   *localkafka.Cluster // Apache Kafka, when the stack runs on it
 	layout  localstack.Layout
 	dbs     *localstack.Databases
 	procs   map[string]*localstack.Process
@@ -67,9 +70,11 @@ func freePort(t testing.TB) int {
 }
 
 // startStack starts the databases and the file pipeline's components, plus
-// ingest if run names it, and the embedded broker and the cdc-producers if
-// run names "cdc"; env (KEY=value) goes to every component, each reading
-// the keys it knows.
+// ingest if run names it, and a broker with the cdc-producers and both
+// consumers if run names one: "cdc" the embedded broker (kfake), "kafka" a
+// real Apache Kafka broker, "kafka3" a 3-broker Apache Kafka cluster with
+// every topic replicated 3 times and min.insync.replicas 2. env (KEY=value)
+// goes to every component, each reading the keys it knows.
 func startStack(t testing.TB, shards int, run []string, env ...string) *stack {
 	t.Helper()
 	root, err := os.MkdirTemp("", "shopledger-e2e-")
@@ -101,7 +106,20 @@ func startStack(t testing.TB, shards int, run []string, env ...string) *stack {
 		ep.WorkerPorts = append(ep.WorkerPorts, freePort(t))
 		ep.ProducerPorts = append(ep.ProducerPorts, freePort(t))
 	}
-	if contains(run, "cdc") {
+	switch {
+	case contains(run, "kafka"), contains(run, "kafka3"):
+		settings, nodes := topics.DefaultSettings, 1
+		if contains(run, "kafka3") {
+			settings.ReplicationFactor, settings.MinInsyncReplicas, nodes = 3, 2, 3
+			base = append(base, "KAFKA_REPLICATION_FACTOR=3", "KAFKA_MIN_INSYNC_REPLICAS=2")
+		}
+		s.kafka = stacktest.Kafka(t, nodes)
+		s.brokers = s.kafka.Brokers()
+		if err := topics.Ensure(ctx, s.brokers, settings.CDC(topics.DefaultPrefix, topics.CDCTables)...); err != nil {
+			t.Fatal(err)
+		}
+		ep.Brokers = strings.Join(s.brokers, ",")
+	case contains(run, "cdc"):
 		broker, err := localstack.StartBroker(ctx, 0, "", topics.DefaultSettings.CDC(topics.DefaultPrefix, topics.CDCTables)...)
 		if err != nil {
 			t.Fatal(err)
@@ -263,4 +281,16 @@ func (s *stack) scalar(i int, query string, args ...any) string {
 		s.t.Fatalf("shard %d: %s: %v", i, query, err)
 	}
 	return v.String
+}
+
+// scalarControl returns the integer a query on the control instance
+// (as root, any database) answers.
+func (s *stack) scalarControl(query string, args ...any) (int, error) {
+	db, err := sqldb.Open(sqldb.Config{Addr: s.layout.ControlAddr(), User: "root"})
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int
+	return n, db.QueryRow(query, args...).Scan(&n)
 }

@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/internal/cli"
+	"github.com/shopledger/shopledger/internal/debpkg"
+	"github.com/shopledger/shopledger/internal/localdb"
+	"github.com/shopledger/shopledger/internal/localkafka"
 	"github.com/shopledger/shopledger/internal/localstack"
 	"github.com/shopledger/shopledger/internal/sqldb"
 	"github.com/shopledger/shopledger/internal/topics"
@@ -52,6 +55,7 @@ type options struct {
 	root   *string
 	shards *int
 	bin    *string
+	broker *string
 }
 
 func flags(fs *flag.FlagSet) options {
@@ -59,6 +63,7 @@ func flags(fs *flag.FlagSet) options {
 		root:   fs.String("data", "./.data", "data root `DIR` (databases, broker, shared folder)"),
 		shards: fs.Int("shards", 2, "number of shards `N` (1..64)"),
 		bin:    fs.String("bin", "", "`DIR` with the component binaries (default: this binary's folder)"),
+		broker: fs.String("broker", "kfake", "`BROKER`: kfake (embedded) or kafka (Apache Kafka, installed with Maven into .tools)"),
 	}
 }
 
@@ -89,9 +94,14 @@ func main() {
 						if err != nil {
 							return err
 						}
-						return run(ctx, l, bin)
+						if *o.broker != "kfake" && *o.broker != "kafka" {
+							return cli.Exit(cli.ExitUsage, fmt.Errorf("--broker must be kfake or kafka, got %q", *o.broker))
+						}
+						return run(ctx, l, bin, *o.broker)
 					})
 				}},
+			{Name: "tools", About: "install what make run and make test need that is missing (MariaDB, Java, Maven, docker-compose with apt; Apache Kafka with Maven)",
+				Setup: cli.Run(cli.NoArgs(func(ctx context.Context, _ *Config, _ []string) error { return tools(ctx) }))},
 			{Name: "migrate", About: "apply every migration and create the users: of the local databases (started and stopped), or of the servers in [migrate]",
 				Setup: func(fs *flag.FlagSet) cli.Runner[Config] {
 					o := flags(fs)
@@ -158,7 +168,69 @@ func migrateServers(ctx context.Context, cfg *Config) error {
 	return nil
 }
 
-func run(ctx context.Context, l localstack.Layout, bin string) error {
+// tools installs everything missing in one apt-get run, then Kafka.
+func tools(ctx context.Context) error {
+	err := debpkg.Ensure(ctx, logf, localdb.ServerPackage, debpkg.Need{Bin: "java", Pkg: "openjdk-17-jre-headless"},
+		debpkg.Need{Bin: "mvn", Pkg: "maven"}, debpkg.Need{Bin: "docker-compose", Pkg: "docker-compose"})
+	if err != nil {
+		return err
+	}
+	dir, err := localkafka.DefaultDir()
+	if err != nil {
+		return err
+	}
+	installed, err := localkafka.Install(ctx, dir, logf)
+	if err != nil {
+		return err
+	}
+	if installed {
+		logf("Apache Kafka %s installed in %s", localkafka.Version, dir)
+	} else {
+		logf("Apache Kafka %s already installed in %s", localkafka.Version, dir)
+	}
+	return nil
+}
+
+// startBroker starts the stack's broker on 127.0.0.1:9092 with its data
+// under the data root, and creates the capture's topics up front; stop
+// stops it.
+func startBroker(ctx context.Context, l localstack.Layout, kind string) (addrs []string, stop func(), err error) {
+	specs := topics.DefaultSettings.CDC(topics.DefaultPrefix, topics.CDCTables)
+	if kind == "kfake" {
+		dir := filepath.Join(l.Root, "kafka")
+		b, err := localstack.StartBroker(ctx, 9092, dir, specs...)
+		if err != nil {
+			return nil, nil, err
+		}
+		logf("Kafka broker (embedded kfake) on %s, data in %s", strings.Join(b.Addrs(), ","), dir)
+		return b.Addrs(), b.Close, nil
+	}
+	home, err := localkafka.DefaultDir()
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := localkafka.Install(ctx, home, logf); err != nil {
+		return nil, nil, err
+	}
+	dir := filepath.Join(l.Root, "apache-kafka")
+	c, err := localkafka.Start(ctx, localkafka.Options{Name: "kafka", Home: home, Dir: dir, Ports: []int{9092}, ControllerPorts: []int{9093}})
+	if err != nil {
+		return nil, nil, err
+	}
+	stop = func() {
+		if err := c.Stop(); err != nil {
+			logf("stop Apache Kafka: %v", err)
+		}
+	}
+	if err := topics.Ensure(ctx, c.Brokers(), specs...); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	logf("Apache Kafka %s on %s (KRaft), data in %s, log %s", c.Version(), strings.Join(c.Brokers(), ","), dir, c.LogPath(0))
+	return c.Brokers(), stop, nil
+}
+
+func run(ctx context.Context, l localstack.Layout, bin, broker string) error {
 	if err := os.MkdirAll(l.Shared(), 0o755); err != nil {
 		return err
 	}
@@ -172,18 +244,17 @@ func run(ctx context.Context, l localstack.Layout, bin string) error {
 		logf("stopped")
 	}()
 	logf("migrations applied")
-	broker, err := localstack.StartBroker(ctx, 9092, filepath.Join(l.Root, "kafka"), topics.DefaultSettings.CDC(topics.DefaultPrefix, topics.CDCTables)...)
+	brokers, stopBroker, err := startBroker(ctx, l, broker)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		logf("stopping the Kafka broker")
-		broker.Close()
+		stopBroker()
 	}()
-	logf("Kafka broker (embedded kfake) on %s, data in %s", strings.Join(broker.Addrs(), ","), filepath.Join(l.Root, "kafka"))
 	out := &localstack.PrefixWriter{W: os.Stdout}
 	procs := localstack.Components(l, bin, out, localstack.Endpoints{PipelinePort: 8082, IngestPort: 8080,
-		Brokers: strings.Join(broker.Addrs(), ","), BalancePort: 8083, CachePort: 8084}, nil)
+		Brokers: strings.Join(brokers, ","), BalancePort: 8083, CachePort: 8084}, nil)
 	started := procs[:0:0]
 	defer func() {
 		logf("stopping %s", localstack.Names(started))

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shopledger/shopledger/internal/debpkg"
 	"github.com/shopledger/shopledger/internal/sqldb"
 )
 
@@ -58,6 +59,9 @@ func serverBinary() (string, error) {
 	return "", ErrNoServer
 }
 
+// ServerPackage provides the server EnsureServer installs.
+var ServerPackage = debpkg.Need{Bin: "mariadbd", Pkg: "mariadb-server"}
+
 // EnsureServer installs mariadb-server with apt when no server binary is
 // found and the process may do so (root, apt-get present); otherwise it
 // returns ErrNoServer.
@@ -65,17 +69,8 @@ func EnsureServer(ctx context.Context, log func(string, ...any)) error {
 	if _, err := serverBinary(); err == nil {
 		return nil
 	}
-	if _, err := exec.LookPath("apt-get"); err != nil || os.Geteuid() != 0 {
-		return ErrNoServer
-	}
-	log("no MariaDB server found; installing mariadb-server with apt-get")
-	for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", "mariadb-server"}} {
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("apt-get %v: %w (%w)", args, err, ErrNoServer)
-		}
+	if err := debpkg.Ensure(ctx, log, ServerPackage); err != nil {
+		return fmt.Errorf("%w (%w)", ErrNoServer, err)
 	}
 	_, err := serverBinary()
 	return err
@@ -238,6 +233,12 @@ func (i *Instance) Stop() error {
 		return fmt.Errorf("%s did not stop within 60s; killed", i.Name)
 	}
 }
+
+// Done is closed when the server process has exited.
+func (i *Instance) Done() <-chan struct{} { return i.exited }
+
+// Err is the server's exit status once Done is closed.
+func (i *Instance) Err() error { return i.err }
 
 // Kill ends the server at once, as a crash would.
 func (i *Instance) Kill() {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/shopledger/shopledger/internal/debpkg"
 )
 
 // Version is the Apache Kafka release that Install puts in place.
@@ -188,26 +190,12 @@ func lock(ctx context.Context, path string) (unlock func(), err error) {
 // ensureTools installs missing tools with apt-get when the process may
 // (root, apt-get present); otherwise it returns the errors naming them.
 func ensureTools(ctx context.Context, log func(string, ...any)) error {
-	var pkgs []string
+	var needs []debpkg.Need
 	for _, t := range tools {
-		if _, err := exec.LookPath(t.bin); err != nil {
-			pkgs = append(pkgs, t.pkg)
-		}
+		needs = append(needs, debpkg.Need{Bin: t.bin, Pkg: t.pkg})
 	}
-	if len(pkgs) == 0 {
-		return nil
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil || os.Geteuid() != 0 {
-		return missingTools()
-	}
-	log("installing %v with apt-get", pkgs)
-	for _, args := range [][]string{{"update"}, append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)} {
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("apt-get %v: %w (%w)", args, err, missingTools())
-		}
+	if err := debpkg.Ensure(ctx, log, needs...); err != nil && !errors.Is(err, debpkg.ErrMissing) {
+		return err
 	}
 	return missingTools()
 }
@@ -217,7 +205,7 @@ func ensureTools(ctx context.Context, log func(string, ...any)) error {
 func missingTools() error {
 	var errs []error
 	for _, t := range tools {
-		if _, err := exec.LookPath(t.bin); err != nil {
+		if !debpkg.Have(t.bin) {
 			errs = append(errs, t.err)
 		}
 	}

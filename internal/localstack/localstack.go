@@ -59,6 +59,11 @@ func (l Layout) ControlAddr() string { return fmt.Sprintf("127.0.0.1:%d", l.Cont
 type Databases struct {
 	Control *localdb.Instance
 	Shards  []*localdb.Instance
+
+	mu       sync.Mutex
+	stopping bool
+	watchers sync.WaitGroup
+	logf     func(string, ...any)
 }
 
 // StartDatabases starts (initialising on first use) the control and shard
@@ -100,7 +105,63 @@ func StartDatabases(ctx context.Context, l Layout, logf func(string, ...any)) (*
 		d.Stop()
 		return nil, err
 	}
+	d.logf = logf
+	d.watch(&d.Control)
+	for i := range d.Shards {
+		d.watch(&d.Shards[i])
+	}
 	return d, nil
+}
+
+// watch restarts the instance in *slot, on the same data and port, whenever
+// it exits while the stack runs, as a service manager restarts a crashed
+// server: the components ride through the outage.
+func (d *Databases) watch(slot **localdb.Instance) {
+	d.watchers.Add(1)
+	go func() {
+		defer d.watchers.Done()
+		for {
+			d.mu.Lock()
+			inst := *slot
+			d.mu.Unlock()
+			<-inst.Done()
+			for attempt := 0; ; attempt++ {
+				d.mu.Lock()
+				stopping := d.stopping
+				d.mu.Unlock()
+				if stopping {
+					return
+				}
+				time.Sleep(time.Second)
+				d.logf("%s: MariaDB exited (%v); restarting", inst.Name, inst.Err())
+				next, err := localdb.Start(context.Background(), inst.Options)
+				if err == nil {
+					d.mu.Lock()
+					*slot = next
+					d.mu.Unlock()
+					d.logf("%s: MariaDB restarted on %s", inst.Name, next.Addr())
+					break
+				}
+				d.logf("%s: restart failed (attempt %d): %v", inst.Name, attempt+1, err)
+			}
+		}
+	}()
+}
+
+// Kill ends the instance named name (control, shard0, ...) at once, as a
+// crash would; it is restarted like any component.
+func (d *Databases) Kill(name string) {
+	d.mu.Lock()
+	var target *localdb.Instance
+	for _, inst := range append([]*localdb.Instance{d.Control}, d.Shards...) {
+		if inst != nil && inst.Name == name {
+			target = inst
+		}
+	}
+	d.mu.Unlock()
+	if target != nil {
+		target.Kill()
+	}
 }
 
 // Migrate applies every database's migrations and creates every
@@ -162,15 +223,20 @@ func createUsers(ctx context.Context, inst *localdb.Instance, s schema.Server) e
 	return nil
 }
 
-// Stop shuts every instance down cleanly.
+// Stop shuts every instance down cleanly, for good.
 func (d *Databases) Stop() {
+	d.mu.Lock()
+	d.stopping = true
+	insts := append([]*localdb.Instance{d.Control}, d.Shards...)
+	d.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, inst := range append([]*localdb.Instance{d.Control}, d.Shards...) {
+	for _, inst := range insts {
 		if inst != nil {
 			wg.Go(func() { _ = inst.Stop() })
 		}
 	}
 	wg.Wait()
+	d.watchers.Wait()
 }
 
 // Process is a component process, restarted when it dies unless stopped.
