@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 // stack is the file pipeline running for one test.
 type stack struct {
 	t       testing.TB
-	brokers []string // the broker's, when the stack runs cdc-producers
+	brokers []string            // the broker's, when the stack runs cdc-producers
 	kafka   *localkafka.Cluster // Apache Kafka, when the stack runs on it
 	layout  localstack.Layout
 	dbs     *localstack.Databases
