@@ -5,7 +5,7 @@ SHARDS  ?= 2
 BROKER  ?= kfake
 CMDS    := ./pipelineapi ./ingest ./shard-splitter ./shard-worker ./cdc-producer ./balance ./cache ./audit ./deploy/stack
 
-.PHONY: build tools run migrate audit test test-short bench-pipeline bench-consumers bench-lag vet clean
+.PHONY: build tools run migrate audit test test-short fuzz bench-pipeline bench-consumers bench-lag vet clean
 
 build:
 	$(GO) build -o $(BIN)/ $(CMDS)
@@ -35,6 +35,14 @@ test: tools
 
 test-short:
 	$(GO) test -count=1 -short ./...
+
+## fuzz: run every fuzz target for FUZZTIME each (make test runs their committed corpora)
+FUZZTIME ?= 30s
+FUZZ := ./internal/event:FuzzParseHead ./internal/event:FuzzPreparedRoundTrip ./internal/event:FuzzRoutedRoundTrip \
+	./internal/money:FuzzParse ./internal/cdc:FuzzDecode ./cdc-producer/internal/capture:FuzzAppendString
+fuzz:
+	@for t in $(FUZZ); do pkg=$${t%%:*}; name=$${t##*:}; echo "== $$name in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
 ## bench-pipeline: events/s per shard from a 100,000-event file to committed rows
 bench-pipeline:
