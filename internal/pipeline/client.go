@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/shopledger/shopledger/internal/retry"
 )
 
 // ErrConflict is returned when the API refused a transition (HTTP 409): the
@@ -135,20 +137,15 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 			return err
 		}
 	}
-	wait := c.backoff
+	wait := retry.New(c.backoff, 5*time.Second)
 	var last error
 	for attempt := 0; attempt <= c.retries; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s %s: %w (last error: %v)", method, path, ctx.Err(), last)
-			case <-time.After(wait):
-			}
-			wait = min(wait*2, 5*time.Second)
+		if attempt > 0 && !retry.Sleep(ctx, wait.Next()) {
+			return fmt.Errorf("%s %s: %w (last error: %v)", method, path, ctx.Err(), last)
 		}
-		var retry bool
-		retry, last = c.once(ctx, method, path, payload, out)
-		if last == nil || !retry {
+		var again bool
+		again, last = c.once(ctx, method, path, payload, out)
+		if last == nil || !again {
 			return last
 		}
 	}

@@ -13,24 +13,30 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/internal/pipeline"
+	"github.com/shopledger/shopledger/internal/retry"
 )
 
 // Step does one unit of work and reports whether it found any.
 type Step func(ctx context.Context) (busy bool, err error)
 
-// Run calls step until ctx ends, pausing idle between idle or failed steps.
+// Run calls step until ctx ends: at once again while it finds work, after
+// idle when it finds none, and after a growing, jittered wait (the one
+// retry policy, package retry) while it fails: a database or the pipeline
+// API away, a full disk.
 func Run(ctx context.Context, idle time.Duration, log *slog.Logger, step Step) error {
+	wait := retry.New(max(idle, 100*time.Millisecond), 10*time.Second)
 	for ctx.Err() == nil {
 		busy, err := step(ctx)
-		if err != nil && ctx.Err() == nil {
-			log.Error("step failed; will retry", "err", err)
-		}
-		if busy && err == nil {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(idle):
+		switch {
+		case err != nil && ctx.Err() == nil:
+			d := wait.Next()
+			log.Error("step failed; will retry", "err", err, "retry_in", d)
+			retry.Sleep(ctx, d)
+		case busy:
+			wait.Reset()
+		default:
+			wait.Reset()
+			retry.Sleep(ctx, idle)
 		}
 	}
 	return nil

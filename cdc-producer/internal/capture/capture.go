@@ -19,6 +19,8 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/shopledger/shopledger/internal/retry"
 )
 
 // Key says how a table's messages are keyed: by the listed columns, or, for
@@ -105,7 +107,7 @@ var ErrFatal = errors.New("fatal")
 // most the messages after it are sent twice, with the same source position.
 func (c *Capture) Run(ctx context.Context) error {
 	defer c.out.Close()
-	backoff := 500 * time.Millisecond
+	wait := retry.New(500*time.Millisecond, 10*time.Second)
 	for ctx.Err() == nil {
 		started := time.Now()
 		err := c.runOnce(ctx)
@@ -116,15 +118,12 @@ func (c *Capture) Run(ctx context.Context) error {
 			return err
 		}
 		if time.Since(started) > time.Minute {
-			backoff = 500 * time.Millisecond
+			wait.Reset()
 		}
-		c.log.Error("capture interrupted; resuming from the last checkpoint", "err", err, "retry_in", backoff)
+		d := wait.Next()
+		c.log.Error("capture interrupted; resuming from the last checkpoint", "err", err, "retry_in", d)
 		c.metrics.restarts.Inc()
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
+		retry.Sleep(ctx, d)
 	}
 	return nil
 }
