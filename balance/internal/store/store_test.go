@@ -31,6 +31,9 @@ func newStore(t testing.TB) (*Store, *sql.DB) {
 	return New(db, quiet), db
 }
 
+// users is how many users the generated transactions spread over.
+var users = 60
+
 // subject is balance under the consumers' conformance suite: its state is
 // every user's totals, per shard and over all, from the shards'
 // account_transaction rows.
@@ -51,7 +54,7 @@ var subject = consumetest.Subject[Change]{
 				typ = "debit"
 			}
 			out = append(out, consumetest.Mutation{Table: "account_transaction", After: consumetest.Row{"id": s.NextID(shard, "account_transaction"),
-				"user_id": 1 + r.IntN(60), "amount": money.Cents(1 + r.IntN(100_000)).String(), "type": typ, "reason": "test"}})
+				"user_id": 1 + r.IntN(users), "amount": money.Cents(1 + r.IntN(100_000)).String(), "type": typ, "reason": "test"}})
 		}
 		return out
 	},

@@ -64,10 +64,13 @@ var subject = consumetest.Subject[*Change]{
 
 var statuses = []string{"applied", "rejected", "duplicate", "pending"}
 
+// shopsPerShard is how many shops each shard's changes spread over.
+var shopsPerShard = 8
+
 // mutate makes a transaction of a shard's worker: stock and price of a
 // good, a shop opened or closed, events rows, a pending return settled.
 func mutate(r *rand.Rand, s *consumetest.Shards, shard int) []consumetest.Mutation {
-	shop := int64(shard + 2*r.IntN(8)) // shops of this shard: shop % 2 == shard
+	shop := int64(shard + 2*r.IntN(shopsPerShard)) // shops of this shard: shop % 2 == shard
 	var out []consumetest.Mutation
 	switch r.IntN(4) {
 	case 0, 1:
