@@ -27,6 +27,18 @@ var CDCTables = []string{"events", "account_transaction", "purchase_history", "o
 // Table is the change topic of table: <prefix>.<table>.
 func Table(prefix, table string) string { return prefix + "." + table }
 
+// OutboxAggregates are the aggregate types of the domain events the shard
+// workers write to the outbox (SPEC §5): the cdc-producer creates their
+// topics up front, and any other aggregate's on first use.
+var OutboxAggregates = []string{"order", "shop", "file"}
+
+// OutboxReplacement is the default route of outbox events, in Debezium's
+// route.topic.replacement form: <prefix>.outbox.<aggregatetype>.
+func OutboxReplacement(prefix string) string { return prefix + ".outbox.${routedByValue}" }
+
+// Outbox is the topic of the outbox events of aggregate under prefix.
+func Outbox(prefix, aggregate string) string { return prefix + ".outbox." + aggregate }
+
 // Checkpoints is the cdc-producers' checkpoint topic: compacted, keyed by
 // shard.
 func Checkpoints(prefix string) string { return prefix + ".cdc-checkpoints" }

@@ -14,12 +14,14 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/shopledger/shopledger/internal/event"
 	"github.com/shopledger/shopledger/internal/money"
+	"github.com/shopledger/shopledger/internal/sqldb"
 )
 
 // Config holds the rules' parameters.
@@ -49,6 +51,8 @@ type Stats struct {
 	Applied, Rejected, Duplicate, Pending int
 	// Resolved counts earlier pending returns settled by this batch.
 	Resolved int
+	// Published counts the domain events written to the outbox.
+	Published int
 }
 
 // Add sums s and o.
@@ -58,6 +62,7 @@ func (s *Stats) Add(o Stats) {
 	s.Duplicate += o.Duplicate
 	s.Pending += o.Pending
 	s.Resolved += o.Resolved
+	s.Published += o.Published
 }
 
 func (s *Stats) count(st Status) {
@@ -120,11 +125,13 @@ func (l *Ledger) Apply(ctx context.Context, evs []event.Prepared, p Progress) (S
 	if err := tx.Commit(); err != nil {
 		return Stats{}, err
 	}
+	s.stats.Published = len(s.outbox)
 	return s.stats, nil
 }
 
 // ExpirePending rejects, as orphaned, the pending returns whose delay has
-// run out, and returns how many it rejected.
+// run out, publishes their ReturnRejected, and returns how many it
+// rejected.
 func (l *Ledger) ExpirePending(ctx context.Context) (int, error) {
 	now := l.now().UTC()
 	tx, err := l.db.BeginTx(ctx, nil)
@@ -132,6 +139,25 @@ func (l *Ledger) ExpirePending(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer tx.Rollback()
+	var outbox []domainEvent
+	err = sqldb.Each(ctx, tx, `SELECT p.detail FROM pending_return p JOIN events e
+		ON p.source_file = e.source_file AND p.source_line = e.source_line
+		WHERE p.pending_until <= ? AND e.status = 'pending' ORDER BY p.pending_until, p.source_file, p.source_line`, func(r *sql.Rows) error {
+		var raw []byte
+		var e event.Prepared
+		if err := r.Scan(&raw); err != nil {
+			return err
+		}
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return fmt.Errorf("pending return: %w", err)
+		}
+		ev, _ := newDomainEvent(l.cfg.Shard, e, StatusRejected, orphanReason(e.OrderID, l.cfg.PendingDelay), detail{}, time.Time{}, true)
+		outbox = append(outbox, ev)
+		return nil
+	}, now)
+	if err != nil {
+		return 0, fmt.Errorf("expire pending returns: %w", err)
+	}
 	res, err := tx.ExecContext(ctx, `UPDATE events e JOIN pending_return p
 		ON p.source_file = e.source_file AND p.source_line = e.source_line
 		SET e.status = 'rejected', e.reason = CONCAT('orphaned return: no purchase of order ', p.order_id, ' within ', ?)
@@ -140,7 +166,13 @@ func (l *Ledger) ExpirePending(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("expire pending returns: %w", err)
 	}
 	n, _ := res.RowsAffected()
+	if int(n) != len(outbox) {
+		return 0, fmt.Errorf("expire pending returns: %d events rows rejected, %d pending returns read", n, len(outbox))
+	}
 	if _, err := tx.ExecContext(ctx, "DELETE FROM pending_return WHERE pending_until <= ?", now); err != nil {
+		return 0, fmt.Errorf("expire pending returns: %w", err)
+	}
+	if err := writeOutbox(ctx, tx, outbox); err != nil {
 		return 0, fmt.Errorf("expire pending returns: %w", err)
 	}
 	return int(n), tx.Commit()

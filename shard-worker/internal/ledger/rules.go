@@ -110,6 +110,7 @@ type state struct {
 	settled []eventRow // returns held by earlier batches, now settled
 	txs     []accountTx
 	returns []orderReturn
+	outbox  []domainEvent // in decision order (domain.go)
 	stats   Stats
 }
 
@@ -133,27 +134,28 @@ func (s *state) record(e event.Prepared, st Status, reason string) int {
 	return len(s.rows) - 1
 }
 
-// apply decides one event and records it.
+// apply decides one event, records it and publishes its domain event.
 func (s *state) apply(e event.Prepared) {
 	if s.seen[e.Key] {
 		s.record(e, StatusDuplicate, "")
 		return
 	}
 	if e.Reject != "" {
-		s.record(e, StatusRejected, "invalid: "+e.Reject)
+		s.decide(e, "invalid: "+e.Reject, detail{})
 		return
 	}
 	var reason string
+	var d detail
 	switch e.Type {
 	case event.StockChange:
-		reason = s.stockChange(e)
+		d, reason = s.stockChange(e)
 	case event.Purchase:
-		reason = s.purchase(e)
-		s.record(e, statusOf(reason), reason)
+		d, reason = s.purchase(e)
+		s.decide(e, reason, d)
 		s.settlePending(e.OrderID, reason)
 		return
 	case event.PriceChange:
-		reason = s.priceChange(e)
+		d = s.priceChange(e)
 	case event.ShopStatus:
 		sh := s.shop(e.ShopID)
 		sh.active, sh.changed = e.Active, true
@@ -164,13 +166,22 @@ func (s *state) apply(e event.Prepared) {
 			reason = fmt.Sprintf("orphaned return: no purchase of order %d was seen", e.OrderID)
 		case s.orders[e.OrderID] == nil:
 			row := s.record(e, StatusPending, "")
+			s.publish(e, StatusPending, "", detail{}, s.rows[row].pending, false)
 			s.pending[e.OrderID] = append(s.pending[e.OrderID], pendingRef{row: row, ev: e})
 			return
 		default:
-			reason = s.refund(e)
+			d, reason = s.refund(e)
 		}
 	}
-	s.record(e, statusOf(reason), reason)
+	s.decide(e, reason, d)
+}
+
+// decide records e as applied (no reason) or rejected, and publishes its
+// domain event.
+func (s *state) decide(e event.Prepared, reason string, d detail) {
+	st := statusOf(reason)
+	s.record(e, st, reason)
+	s.publish(e, st, reason, d, time.Time{}, false)
 }
 
 func statusOf(reason string) Status {
@@ -214,59 +225,61 @@ func (s *state) user(id int64) *userRow {
 	return u
 }
 
-func (s *state) stockChange(e event.Prepared) string {
+func (s *state) stockChange(e event.Prepared) (detail, string) {
 	r := s.stockRow(e.ShopID, e.GoodID)
 	switch {
 	case r.count+e.Delta < 0 && e.Delta < 0:
-		return fmt.Sprintf("stock would go below zero: shop %d good %d has %d, %s of %d", e.ShopID, e.GoodID, r.count, e.Sub, e.Delta)
+		return detail{}, fmt.Sprintf("stock would go below zero: shop %d good %d has %d, %s of %d", e.ShopID, e.GoodID, r.count, e.Sub, e.Delta)
 	case e.Delta > 0 && r.count > math.MaxInt64-e.Delta:
-		return fmt.Sprintf("stock would exceed %d: shop %d good %d has %d, %s of %d", int64(math.MaxInt64), e.ShopID, e.GoodID, r.count, e.Sub, e.Delta)
+		return detail{}, fmt.Sprintf("stock would exceed %d: shop %d good %d has %d, %s of %d", int64(math.MaxInt64), e.ShopID, e.GoodID, r.count, e.Sub, e.Delta)
 	}
 	if !r.sold() {
 		s.goods[e.GoodID] = 0
 	}
 	r.count += e.Delta
 	r.dirty = true
-	return ""
+	return detail{stock: r.count}, ""
 }
 
-func (s *state) priceChange(e event.Prepared) string {
+// priceChange sets the price; it never refuses a valid event.
+func (s *state) priceChange(e event.Prepared) detail {
 	r := s.stockRow(e.ShopID, e.GoodID)
+	d := detail{oldPrice: r.price, hadPrice: r.sold()}
 	if !r.sold() {
 		s.goods[e.GoodID] = *e.Price
 	}
 	r.price = *e.Price
 	r.dirty = true
-	return ""
+	return d
 }
 
-func (s *state) purchase(e event.Prepared) string {
+func (s *state) purchase(e event.Prepared) (detail, string) {
 	u := s.user(e.UserID) // seen, whatever becomes of the purchase
 	if s.orders[e.OrderID] != nil {
-		return fmt.Sprintf("order %d already exists", e.OrderID)
+		return detail{}, fmt.Sprintf("order %d already exists", e.OrderID)
 	}
 	if !s.shop(e.ShopID).active {
-		return fmt.Sprintf("shop %d is closed", e.ShopID)
+		return detail{}, fmt.Sprintf("shop %d is closed", e.ShopID)
 	}
 	r := s.stock[stockKey{e.ShopID, e.GoodID}]
 	if !r.sold() {
-		return fmt.Sprintf("good %d is not sold in shop %d", e.GoodID, e.ShopID)
+		return detail{}, fmt.Sprintf("good %d is not sold in shop %d", e.GoodID, e.ShopID)
 	}
 	// The shop's price is the price; a producer's price_at_order is a
 	// statement of what the buyer agreed to, never the amount charged.
 	price := r.price
 	if e.Price != nil && *e.Price != price {
-		return fmt.Sprintf("price_at_order %s differs from the shop's price %s", *e.Price, price)
+		return detail{}, fmt.Sprintf("price_at_order %s differs from the shop's price %s", *e.Price, price)
 	}
 	if e.Qty > maxQty || (e.Qty > 0 && int64(price) > int64(maxAmount)/e.Qty) {
-		return fmt.Sprintf("amount of %d × %s is too large", e.Qty, price)
+		return detail{}, fmt.Sprintf("amount of %d × %s is too large", e.Qty, price)
 	}
 	amount := money.Cents(int64(price) * e.Qty)
 	if r.count < e.Qty {
-		return fmt.Sprintf("insufficient stock: shop %d good %d has %d, order wants %d", e.ShopID, e.GoodID, r.count, e.Qty)
+		return detail{}, fmt.Sprintf("insufficient stock: shop %d good %d has %d, order wants %d", e.ShopID, e.GoodID, r.count, e.Qty)
 	}
 	if u.balance < amount {
-		return fmt.Sprintf("insufficient balance: user %d has %s, order costs %s", e.UserID, u.balance, amount)
+		return detail{}, fmt.Sprintf("insufficient balance: user %d has %s, order costs %s", e.UserID, u.balance, amount)
 	}
 	r.count -= e.Qty
 	r.dirty = true
@@ -276,32 +289,32 @@ func (s *state) purchase(e event.Prepared) string {
 		s.txs = append(s.txs, accountTx{user: e.UserID, amount: amount, typ: "debit", reason: "purchase", key: "purchase:" + strconv.FormatInt(e.OrderID, 10)})
 	}
 	s.orders[e.OrderID] = &orderRow{userID: e.UserID, goodID: e.GoodID, shopID: e.ShopID, qty: e.Qty, price: price, dirty: true}
-	return ""
+	return detail{price: price, amount: amount, stock: r.count}, ""
 }
 
 // refund applies a return against its purchase.
-func (s *state) refund(e event.Prepared) string {
+func (s *state) refund(e event.Prepared) (detail, string) {
 	o := s.orders[e.OrderID]
 	switch {
 	case o.userID != e.UserID:
-		return fmt.Sprintf("order %d was bought by user %d, not user %d", e.OrderID, o.userID, e.UserID)
+		return detail{}, fmt.Sprintf("order %d was bought by user %d, not user %d", e.OrderID, o.userID, e.UserID)
 	case o.goodID != e.GoodID:
-		return fmt.Sprintf("order %d is for good %d, not good %d", e.OrderID, o.goodID, e.GoodID)
+		return detail{}, fmt.Sprintf("order %d is for good %d, not good %d", e.OrderID, o.goodID, e.GoodID)
 	case e.ShopID != o.shopID:
-		return fmt.Sprintf("order %d was bought in shop %d, not shop %d", e.OrderID, o.shopID, e.ShopID)
+		return detail{}, fmt.Sprintf("order %d was bought in shop %d, not shop %d", e.OrderID, o.shopID, e.ShopID)
 	case e.Qty > o.qty-o.returned:
-		return fmt.Sprintf("return of %d exceeds the %d left of order %d (bought %d)", e.Qty, o.qty-o.returned, e.OrderID, o.qty)
+		return detail{}, fmt.Sprintf("return of %d exceeds the %d left of order %d (bought %d)", e.Qty, o.qty-o.returned, e.OrderID, o.qty)
 	}
 	amount := money.Cents(int64(o.price) * e.Qty)
 	if e.Amount != nil {
 		amount = *e.Amount
 	}
 	if left := money.Cents(int64(o.price)*o.qty) - o.refunded; amount > left {
-		return fmt.Sprintf("refund of %s exceeds the %s left to refund on order %d", amount, left, e.OrderID)
+		return detail{}, fmt.Sprintf("refund of %s exceeds the %s left to refund on order %d", amount, left, e.OrderID)
 	}
 	r := s.stockRow(o.shopID, o.goodID)
 	if r.count > math.MaxInt64-e.Qty {
-		return fmt.Sprintf("stock would exceed %d: shop %d good %d has %d, return of %d", int64(math.MaxInt64), o.shopID, o.goodID, r.count, e.Qty)
+		return detail{}, fmt.Sprintf("stock would exceed %d: shop %d good %d has %d, return of %d", int64(math.MaxInt64), o.shopID, o.goodID, r.count, e.Qty)
 	}
 	r.count += e.Qty
 	r.dirty = true
@@ -315,7 +328,7 @@ func (s *state) refund(e event.Prepared) string {
 		s.txs = append(s.txs, accountTx{user: e.UserID, amount: amount, typ: "credit", reason: "refund", key: "refund:" + e.Key})
 	}
 	s.returns = append(s.returns, orderReturn{order: e.OrderID, qty: e.Qty, amount: amount, key: e.Key})
-	return ""
+	return detail{amount: amount, stock: r.count}, ""
 }
 
 // settlePending applies or rejects the returns that were waiting for the
@@ -325,13 +338,15 @@ func (s *state) settlePending(orderID int64, purchaseRejection string) {
 	delete(s.pending, orderID)
 	for _, ref := range refs {
 		reason := ""
+		var d detail
 		if purchaseRejection != "" {
 			reason = fmt.Sprintf("purchase of order %d was rejected: %s", orderID, purchaseRejection)
 		} else {
 			s.user(ref.ev.UserID)
-			reason = s.refund(ref.ev)
+			d, reason = s.refund(ref.ev)
 		}
 		st := statusOf(reason)
+		s.publish(ref.ev, st, reason, d, time.Time{}, true)
 		if !ref.stored {
 			r := &s.rows[ref.row]
 			r.status, r.reason, r.pending = st, reason, time.Time{}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/shopledger/shopledger/internal/event"
 	"github.com/shopledger/shopledger/internal/sqldb"
@@ -128,6 +129,36 @@ func (s *state) write(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM pending_return WHERE source_file = ? AND source_line = ?", src.File, src.Line); err != nil {
 			return fmt.Errorf("settle pending return %s:%d: %w", src.File, src.Line, err)
 		}
+	}
+	return writeOutbox(ctx, tx, s.outbox)
+}
+
+// writeOutbox inserts the domain events into the outbox and deletes them
+// again, in the caller's transaction: the table stays empty, and the
+// binlog carries each insert, which the cdc-producer routes (SPEC §5). A
+// multi-row insert and one delete, whatever the number of events.
+func writeOutbox(ctx context.Context, tx *sql.Tx, evs []domainEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	ins := sqldb.Bulk{Head: "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES ", Cols: 5}
+	ids := make([]any, len(evs))
+	for i, ev := range evs {
+		ins.Add(ev.id, string(ev.typ.Aggregate()), ev.aggregateID, string(ev.typ), string(ev.payload))
+		ids[i] = ev.id
+	}
+	if err := ins.Exec(ctx, tx); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	// Parameters are interpolated client side (sqldb), so one statement
+	// takes any number of ids.
+	q := "DELETE FROM outbox WHERE id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")"
+	res, err := tx.ExecContext(ctx, q, ids...)
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != int64(len(evs)) {
+		return fmt.Errorf("outbox: deleted %d of the %d events just inserted", n, len(evs))
 	}
 	return nil
 }
