@@ -34,6 +34,22 @@ type Config struct {
 		// "ordering" for the events table's ordering key; tables not listed
 		// are keyed by "id".
 		Keys map[string]string `mapstructure:"keys"`
+		// Outbox routes the transactional outbox (SPEC §5) as Debezium's
+		// Outbox Event Router; its rows are never published as row changes.
+		Outbox struct {
+			// Table is the outbox table; "" routes none.
+			Table string `mapstructure:"table"`
+			// Topic is the route (Debezium's route.topic.replacement):
+			// ${routedByValue} stands for the row's aggregatetype; ""
+			// means <topic_prefix>.outbox.${routedByValue}.
+			Topic string `mapstructure:"topic"`
+			// ExpandJSONPayload writes a JSON object payload as JSON, not
+			// as a JSON string (Debezium's table.expand.json.payload).
+			ExpandJSONPayload bool `mapstructure:"expand_json_payload"`
+			// AggregateTypes are the aggregate types whose topics are
+			// created at start; others are created on first use.
+			AggregateTypes []string `mapstructure:"aggregate_types"`
+		} `mapstructure:"outbox"`
 	} `mapstructure:"capture"`
 	Kafka struct {
 		Brokers         []string `mapstructure:"brokers"`
@@ -56,6 +72,8 @@ func defaults() *Config {
 	c.Capture.SnapshotLockTimeout = 10 * time.Second
 	c.Capture.FlushRows = 5000
 	c.Capture.Tables = append([]string(nil), topics.CDCTables...)
+	c.Capture.Outbox.Table = "outbox"
+	c.Capture.Outbox.AggregateTypes = append([]string(nil), topics.OutboxAggregates...)
 	c.Capture.Keys = map[string]string{"events": "ordering", "account_transaction": "user_id", "purchase_history": "order_id",
 		"order_return": "order_id", "shop": "id", "shop_state": "shop_id"}
 	c.Kafka.Brokers = []string{"127.0.0.1:9092"}
@@ -85,6 +103,18 @@ func (c *Config) Validate() error {
 	for t := range c.Capture.Keys {
 		ch.Check(contains(c.Capture.Tables, t), "capture.keys", "names table %q, which is not in capture.tables", t)
 	}
+	if o := &c.Capture.Outbox; o.Table != "" {
+		ch.Check(!contains(c.Capture.Tables, o.Table), "capture.outbox.table", "%q is also in capture.tables: the outbox is routed, not published as row changes", o.Table)
+		if o.Topic == "" && c.Kafka.TopicPrefix != "" {
+			o.Topic = topics.OutboxReplacement(c.Kafka.TopicPrefix)
+		}
+		out := c.outbox()
+		for _, a := range append([]string{"aggregate"}, o.AggregateTypes...) { // the route itself, and each declared topic
+			if err := capture.ValidTopic(out.TopicOf(a)); err != nil {
+				ch.Check(false, "capture.outbox", "topic of aggregate type %q: %v", a, err)
+			}
+		}
+	}
 	if err := c.Logging.Validate(); err != nil {
 		return err
 	}
@@ -109,6 +139,12 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// outbox is the capture's outbox routing (no Ensure).
+func (c *Config) outbox() capture.Outbox {
+	o := c.Capture.Outbox
+	return capture.Outbox{Table: o.Table, Topic: o.Topic, ExpandJSON: o.ExpandJSONPayload}
 }
 
 // tables turns the tables and keys settings into capture keys.

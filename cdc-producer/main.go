@@ -27,7 +27,8 @@ func main() {
 	os.Exit(cli.App[Config]{
 		Name: "cdc-producer",
 		About: "reads one shard's binlog as a replica and publishes every row change of the captured tables to Kafka " +
-			"as Debezium change events (SPEC §5), resuming from a checkpoint kept in a compacted topic; serves /health, /ready and /metrics.",
+			"as Debezium change events (SPEC §5) and routes the transactional outbox's inserts as Debezium's Outbox Event Router, " +
+			"resuming from a checkpoint kept in a compacted topic; serves /health, /ready and /metrics.",
 		Defaults: defaults,
 		Shard:    true,
 		Commands: []cli.Command[Config]{
@@ -53,6 +54,15 @@ func stream(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	for t := range tables {
 		specs = append(specs, cfg.Kafka.Topics.Changes(topics.Table(cfg.Kafka.TopicPrefix, t)))
 	}
+	outbox := cfg.outbox()
+	if outbox.Table != "" {
+		for _, a := range cfg.Capture.Outbox.AggregateTypes {
+			specs = append(specs, cfg.Kafka.Topics.Changes(outbox.TopicOf(a)))
+		}
+		outbox.Ensure = func(ctx context.Context, topic string) error {
+			return topics.Ensure(ctx, cfg.Kafka.Brokers, cfg.Kafka.Topics.Changes(topic))
+		}
+	}
 	if err := topics.Ensure(ctx, cfg.Kafka.Brokers, specs...); err != nil {
 		return err
 	}
@@ -62,7 +72,7 @@ func stream(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	c := capture.New(capture.Config{Shard: cfg.Shard, Addr: cfg.Database.Addr, User: cfg.Database.User, Password: cfg.Database.Password,
 		Database: cfg.Database.Database, Flavor: cfg.Capture.Flavor, ServerID: cfg.Capture.ServerID, Tables: tables,
 		TopicPrefix: cfg.Kafka.TopicPrefix, FlushRows: cfg.Capture.FlushRows, Snapshot: capture.SnapshotMode(cfg.Capture.SnapshotMode),
-		SnapshotLockTimeout: cfg.Capture.SnapshotLockTimeout},
+		SnapshotLockTimeout: cfg.Capture.SnapshotLockTimeout, Outbox: outbox},
 		cfg.Kafka.Brokers, cps, log, capture.NewMetrics(reg, cfg.Shard))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.Run(ctx) })

@@ -55,6 +55,8 @@ type Config struct {
 	// read its position: a long query that keeps the lock from being
 	// granted would otherwise block every write of the shard meanwhile.
 	SnapshotLockTimeout time.Duration
+	// Outbox routes the transactional outbox table (outbox.go).
+	Outbox Outbox
 }
 
 // SnapshotMode says when the capture reads every row of the captured
@@ -378,6 +380,8 @@ type txn struct {
 	gtid    string
 	tables  map[uint64]*columns
 	pending []kafka.Message
+	// outboxTopics are the outbox topics ensured on this connection.
+	outboxTopics map[string]bool
 }
 
 func (t *txn) handle(ctx context.Context, ev *replication.BinlogEvent) error {
@@ -392,7 +396,9 @@ func (t *txn) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 			t.gtid = u.String() + ":" + strconv.FormatInt(e.GNO, 10)
 		}
 	case *replication.TableMapEvent:
-		if _, ok := t.c.cfg.Tables[string(e.Table)]; ok && string(e.Schema) == t.c.cfg.Database {
+		_, ok := t.c.cfg.Tables[string(e.Table)]
+		ok = ok || t.c.cfg.Outbox.Table != "" && string(e.Table) == t.c.cfg.Outbox.Table
+		if ok && string(e.Schema) == t.c.cfg.Database {
 			cols, err := columnsOf(e)
 			if err != nil {
 				return fmt.Errorf("%w: %v", ErrFatal, err)
@@ -404,7 +410,13 @@ func (t *txn) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 		if cols == nil {
 			return nil // a table not captured
 		}
-		if err := t.rows(h, e, cols); err != nil {
+		var err error
+		if string(e.Table.Table) == t.c.cfg.Outbox.Table {
+			err = t.outboxRows(ctx, h, e, cols) // routed, not published as row changes
+		} else {
+			err = t.rows(h, e, cols)
+		}
+		if err != nil {
 			return err
 		}
 		if len(t.pending) >= t.c.cfg.FlushRows {
