@@ -19,6 +19,8 @@ type model struct {
 	held    []heldLine
 	outcome map[event.Source]outcome
 	state   []*shardState
+	lines   map[event.Source]event.Prepared // every line applied to a shard
+	pended  map[event.Source]bool           // returns that waited for their purchase
 }
 
 type outcome struct {
@@ -52,7 +54,8 @@ type shardState struct {
 }
 
 func newModel(shards int, initial money.Cents) *model {
-	m := &model{shards: shards, initial: initial, index: map[int64]int64{}, outcome: map[event.Source]outcome{}}
+	m := &model{shards: shards, initial: initial, index: map[int64]int64{}, outcome: map[event.Source]outcome{},
+		lines: map[event.Source]event.Prepared{}, pended: map[event.Source]bool{}}
 	for range shards {
 		m.state = append(m.state, &shardState{users: map[int64]money.Cents{}, stock: map[[2]int64]*modelStock{},
 			closed: map[int64]bool{}, orders: map[int64]*modelOrder{}, seen: map[string]bool{}, pending: map[int64][]event.Prepared{}})
@@ -131,6 +134,7 @@ func (m *model) user(st *shardState, id int64) {
 
 func (m *model) apply(sh int, e event.Prepared) {
 	st := m.state[sh]
+	m.lines[e.Src] = e
 	switch {
 	case st.seen[e.Key]:
 		m.set(sh, e, "duplicate")
@@ -179,6 +183,7 @@ func (m *model) apply(sh int, e event.Prepared) {
 		m.user(st, e.UserID)
 		if st.orders[e.OrderID] == nil {
 			st.pending[e.OrderID] = append(st.pending[e.OrderID], e)
+			m.pended[e.Src] = true
 			m.set(sh, e, "pending")
 			return
 		}

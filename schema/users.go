@@ -45,7 +45,7 @@ var Roles = []Role{
 		About: "audit: reads the pipeline and the splitter's records"},
 	{User: "migrator", Server: ControlServer, Grants: []string{"ALL PRIVILEGES ON pipeline_db.*", "ALL PRIVILEGES ON splitter_db.*",
 		"ALL PRIVILEGES ON balance_db.*", "ALL PRIVILEGES ON cache_db.*"}, About: "stack migrate: creates and migrates the databases"},
-	{User: "worker", Server: ShardServer, Grants: []string{dml + " ON shop.*"}, About: "shard-worker: the shard's only writer"},
+	{User: "worker", Server: ShardServer, Grants: []string{dml + " ON shop.*"}, About: "shard-worker: the shard's only writer, of the ledger rows and of the outbox (inserted and deleted in each transaction)"},
 	{User: "cdc", Server: ShardServer, Grants: []string{"SELECT ON shop.*", "RELOAD, REPLICATION SLAVE, REPLICATION CLIENT ON *.*"},
 		About: "cdc-producer: snapshot reads (SELECT, RELOAD for the global read lock), the binlog as a replica, binlog positions"},
 	{User: "reader", Server: ShardServer, Grants: []string{"SELECT ON shop.*"}, About: "audit and the consumers' reconcile: read the shard"},

@@ -10,7 +10,7 @@ sql_quote() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e "s/'/''/g"; }
 docker_process_sql <<SQL
 SET @@SESSION.sql_log_bin = 0;
 CREATE DATABASE IF NOT EXISTS shop CHARACTER SET utf8mb4;
--- shard-worker: the shard's only writer
+-- shard-worker: the shard's only writer, of the ledger rows and of the outbox (inserted and deleted in each transaction)
 CREATE USER IF NOT EXISTS 'worker'@'%' IDENTIFIED BY '$(sql_quote "$WORKER_DB_PASSWORD")';
 GRANT SELECT, INSERT, UPDATE, DELETE ON shop.* TO 'worker'@'%';
 -- cdc-producer: snapshot reads (SELECT, RELOAD for the global read lock), the binlog as a replica, binlog positions
