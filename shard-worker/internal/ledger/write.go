@@ -135,30 +135,40 @@ func (s *state) write(ctx context.Context, tx *sql.Tx) error {
 
 // writeOutbox inserts the domain events into the outbox and deletes them
 // again, in the caller's transaction: the table stays empty, and the
-// binlog carries each insert, which the cdc-producer routes (SPEC §5). A
-// multi-row insert and one delete, whatever the number of events.
+// binlog carries each insert, which the cdc-producer routes (SPEC §5).
+// Multi-row inserts, appended at the end of the outbox's clustered index
+// (seq, AUTO_INCREMENT), and one range delete from the first of them: the
+// worker is the outbox's only writer, as of every ledger table.
 func writeOutbox(ctx context.Context, tx *sql.Tx, evs []domainEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	ins := sqldb.Bulk{Head: "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES ", Cols: 5}
-	ids := make([]any, len(evs))
-	for i, ev := range evs {
-		ins.Add(ev.id, string(ev.typ.Aggregate()), ev.aggregateID, string(ev.typ), string(ev.payload))
-		ids[i] = ev.id
+	const row = "(?,?,?,?,?)"
+	var first int64
+	for start := 0; start < len(evs); start += sqldb.MaxRows {
+		chunk := evs[start:min(start+sqldb.MaxRows, len(evs))]
+		q := "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload) VALUES " +
+			strings.TrimSuffix(strings.Repeat(row+",", len(chunk)), ",")
+		args := make([]any, 0, 5*len(chunk))
+		for _, ev := range chunk {
+			args = append(args, ev.id, string(ev.typ.Aggregate()), ev.aggregateID, string(ev.typ), string(ev.payload))
+		}
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		if start == 0 {
+			if first, err = res.LastInsertId(); err != nil { // the first row's seq
+				return fmt.Errorf("outbox: %w", err)
+			}
+		}
 	}
-	if err := ins.Exec(ctx, tx); err != nil {
-		return fmt.Errorf("outbox: %w", err)
-	}
-	// Parameters are interpolated client side (sqldb), so one statement
-	// takes any number of ids.
-	q := "DELETE FROM outbox WHERE id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")"
-	res, err := tx.ExecContext(ctx, q, ids...)
+	res, err := tx.ExecContext(ctx, "DELETE FROM outbox WHERE seq >= ?", first)
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n != int64(len(evs)) {
-		return fmt.Errorf("outbox: deleted %d of the %d events just inserted", n, len(evs))
+		return fmt.Errorf("outbox: deleted %d rows for the %d events just inserted: another writer uses the outbox", n, len(evs))
 	}
 	return nil
 }
