@@ -22,10 +22,6 @@ func TestKillWorkerMidFile(t *testing.T) {
 		lines = 8000
 	}
 	s := startStack(t, 2, []string{"kafka"}, "WORKER_BATCH_SIZE=250", "WORKER_INITIAL_BALANCE=1000")
-	// Domain events go out from the producers' first snapshot on: the
-	// producers stream before the first line is applied.
-	s.waitReady("cdc-producer-0")
-	s.waitReady("cdc-producer-1")
 	gen := eventgen.New(eventgen.World{Shops: 20, Goods: 50, Users: 300}, 42)
 	m := newModel(2, 100000)
 	files := []string{"20251101000000", "20251101000001"}

@@ -157,6 +157,13 @@ func startStack(t testing.TB, shards int, run []string, env ...string) *stack {
 	})
 	for _, p := range procs {
 		p.Env = append(p.Env, base...)
+		if p.Name == "ingest" && s.brokers != nil {
+			// Domain events (the outbox) go out from a producer's first
+			// snapshot on: the producers stream before any file comes.
+			for i := range shards {
+				s.waitReady(fmt.Sprintf("cdc-producer-%d", i))
+			}
+		}
 		if p.Name == "ingest" && !contains(run, "ingest") {
 			continue
 		}

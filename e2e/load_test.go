@@ -54,7 +54,8 @@ func loadStack(t *testing.T, broker string, env ...string) *stack {
 // stops ingest, waits for the pipeline to drain and checks that nothing was
 // lost or counted twice: the audit is clean (every line of every file
 // accounted for, no stuck row), every account transaction of every shard
-// is in Kafka, both consumers reconcile with the shards without a
+// is in Kafka, every recorded outcome's domain event is in the outbox
+// topics and no other, both consumers reconcile with the shards without a
 // difference, their REST answers, and consuming every topic again from the
 // first offset changes nothing.
 func runLoad(t *testing.T, s *stack, d time.Duration, faults []fault) {
@@ -88,6 +89,7 @@ func runLoad(t *testing.T, s *stack, d time.Duration, faults []fault) {
 		}
 	}
 	s.checkCDC("account_transaction", 2*time.Minute)
+	checkOutboxRows(t, s)
 	s.reconcile("balance", 2*time.Minute)
 	s.reconcile("cache", 2*time.Minute)
 	for _, path := range []string{"balance|/api/v1/balances?sort=-balance&limit=3", "cache|/api/v1/pending", "cache|/api/v1/counters"} {

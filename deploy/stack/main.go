@@ -263,6 +263,19 @@ func run(ctx context.Context, l localstack.Layout, bin, broker string) error {
 		}
 	}()
 	for _, p := range procs {
+		if p.Name == "ingest" && len(brokers) > 0 {
+			// The domain events of the transactional outbox go out from a
+			// producer's first snapshot on: the producers stream before the
+			// first events file is written.
+			for i := range l.Shards {
+				wctx, cancel := context.WithTimeout(ctx, time.Minute)
+				err := localstack.WaitHTTP(wctx, fmt.Sprintf("http://127.0.0.1:%d/ready", 8100+i))
+				cancel()
+				if err != nil {
+					logf("cdc-producer-%d not streaming yet (%v); starting ingest anyway", i, err)
+				}
+			}
+		}
 		if err := p.Start(); err != nil {
 			return err
 		}
