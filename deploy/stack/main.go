@@ -188,6 +188,17 @@ func tools(ctx context.Context) error {
 	} else {
 		logf("Apache Kafka %s already installed in %s", localkafka.Version, dir)
 	}
+	// The command-line tools: the tests compare reset-offsets with
+	// kafka-consumer-groups.
+	if dir, err = localkafka.DefaultToolsDir(); err != nil {
+		return err
+	}
+	if installed, err = localkafka.InstallTools(ctx, dir, logf); err != nil {
+		return err
+	}
+	if installed {
+		logf("Apache Kafka %s command-line tools installed in %s", localkafka.Version, dir)
+	}
 	return nil
 }
 

@@ -34,8 +34,49 @@ var pomText string
 
 var pomTemplate = template.Must(template.New("pom").Parse(pomText))
 
-// tools are the programs Install needs and the Debian packages providing them.
-var tools = []struct {
+// artifact is a Maven dependency of an install, and what to leave out of
+// its runtime dependencies.
+type artifact struct {
+	Group, Artifact, Version string
+	Exclude                  []artifact // Group and Artifact only
+}
+
+// bundle is what one install holds: a name (its pom's artifactId and its
+// marker's content) and its dependencies.
+type bundle struct {
+	Name, About string
+	Deps        []artifact
+	// Files are written into the install's folder, by name.
+	Files map[string][]byte
+}
+
+// toolsLog4j is the tools' logging configuration, toolsLog4jFile in their
+// install.
+//
+//go:embed tools-log4j2.properties
+var toolsLog4j []byte
+
+const toolsLog4jFile = "log4j2.properties"
+
+// log4jBridge routes slf4j logging into log4j2; without it the broker's
+// logging goes nowhere.
+var log4jBridge = artifact{Group: "org.apache.logging.log4j", Artifact: "log4j-slf4j-impl", Version: log4jVersion}
+
+// broker is the broker's install: kafka_<Scala> and what it needs.
+var broker = bundle{Name: "kafka_" + ScalaVersion + "-" + Version, About: "the jars of the broker (kafka_" + ScalaVersion + ")",
+	Deps: []artifact{{Group: "org.apache.kafka", Artifact: "kafka_" + ScalaVersion, Version: Version}, log4jBridge}}
+
+// tools is the command-line tools' install (kafka-tools: kafka-consumer-groups'
+// ConsumerGroupCommand and the others), without Kafka Connect's runtime,
+// which kafka-tools depends on for its Connect commands only.
+var tools = bundle{Name: "kafka-tools-" + Version, About: "the command-line tools (kafka-tools)",
+	Deps: []artifact{{Group: "org.apache.kafka", Artifact: "kafka-tools", Version: Version, Exclude: []artifact{
+		{Group: "org.apache.kafka", Artifact: "connect-runtime"},
+		{Group: "com.fasterxml.jackson.jakarta.rs", Artifact: "jackson-jakarta-rs-json-provider"}}}, log4jBridge},
+	Files: map[string][]byte{toolsLog4jFile: toolsLog4j}}
+
+// programs are what Install needs and the Debian packages providing them.
+var programs = []struct {
 	bin, pkg string
 	err      error
 }{
@@ -58,6 +99,16 @@ func DefaultDir() (string, error) {
 		toolsDir = filepath.Join(root, ".tools")
 	}
 	return filepath.Abs(filepath.Join(toolsDir, "kafka-"+Version))
+}
+
+// DefaultToolsDir is where InstallTools puts Kafka's command-line tools
+// unless told otherwise: kafka-tools-<Version> next to DefaultDir.
+func DefaultToolsDir() (string, error) {
+	dir, err := DefaultDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(dir), "kafka-tools-"+Version), nil
 }
 
 func moduleRoot() (string, error) {
@@ -91,6 +142,19 @@ func finished(dir string) bool {
 // <dir>.lock. A missing java or mvn is installed with apt-get when running
 // as root; otherwise Install returns ErrNoJava or ErrNoMaven.
 func Install(ctx context.Context, dir string, log func(string, ...any)) (installed bool, err error) {
+	return install(ctx, dir, broker, log)
+}
+
+// InstallTools puts Apache Kafka <Version>'s command-line tools (the
+// kafka-tools jar: ConsumerGroupCommand, which kafka-consumer-groups.sh
+// runs, and the others) into dir/libs, as Install does for the broker and
+// with the same guarantees. It is a separate install, so that a broker's
+// install is never touched while brokers run from it; Tool runs a tool.
+func InstallTools(ctx context.Context, dir string, log func(string, ...any)) (installed bool, err error) {
+	return install(ctx, dir, tools, log)
+}
+
+func install(ctx context.Context, dir string, b bundle, log func(string, ...any)) (installed bool, err error) {
 	if dir, err = filepath.Abs(dir); err != nil {
 		return false, err
 	}
@@ -111,19 +175,19 @@ func Install(ctx context.Context, dir string, log func(string, ...any)) (install
 	if finished(dir) { // another installer finished while we waited
 		return false, nil
 	}
-	log("installing Apache Kafka %s into %s with Maven", Version, dir)
+	log("installing %s, Apache Kafka %s, into %s with Maven", b.About, Version, dir)
 	start := time.Now()
-	if err := fetch(ctx, dir); err != nil {
+	if err := fetch(ctx, dir, b); err != nil {
 		return false, err
 	}
-	log("installed Apache Kafka %s in %s", Version, time.Since(start).Round(100*time.Millisecond))
+	log("installed %s, Apache Kafka %s, in %s", b.About, Version, time.Since(start).Round(100*time.Millisecond))
 	return true, nil
 }
 
 // fetch runs Maven into a temporary sibling of dir and renames it into place
 // once complete, so dir never holds a partial copy that looks finished.
 // The caller holds the lock.
-func fetch(ctx context.Context, dir string) error {
+func fetch(ctx context.Context, dir string, b bundle) error {
 	prefix := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+"-")
 	stale, _ := filepath.Glob(prefix + "*") // left by installers that were killed
 	for _, s := range stale {
@@ -138,7 +202,10 @@ func fetch(ctx context.Context, dir string) error {
 		return err
 	}
 	var pom bytes.Buffer
-	if err := pomTemplate.Execute(&pom, map[string]string{"Kafka": Version, "Scala": ScalaVersion, "Log4j": log4jVersion}); err != nil {
+	if err := pomTemplate.Execute(&pom, struct {
+		bundle
+		Kafka string
+	}{b, Version}); err != nil {
 		return fmt.Errorf("pom template: %w", err)
 	}
 	pomPath := filepath.Join(tmp, "pom.xml")
@@ -148,9 +215,14 @@ func fetch(ctx context.Context, dir string) error {
 	cmd := exec.CommandContext(ctx, "mvn", "-B", "-q", "--strict-checksums", "-f", pomPath,
 		"dependency:copy-dependencies", "-DoutputDirectory="+filepath.Join(tmp, "libs"), "-DincludeScope=runtime")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("mvn copy-dependencies for Apache Kafka %s: %w\n%s", Version, err, out)
+		return fmt.Errorf("mvn copy-dependencies for %s: %w\n%s", b.Name, err, out)
 	}
-	if err := os.WriteFile(filepath.Join(tmp, marker), []byte("kafka_"+ScalaVersion+"-"+Version+"\n"), 0o644); err != nil {
+	for name, content := range b.Files {
+		if err := os.WriteFile(filepath.Join(tmp, name), content, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tmp, marker), []byte(b.Name+"\n"), 0o644); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(dir); err != nil { // a half-finished install
@@ -191,7 +263,7 @@ func lock(ctx context.Context, path string) (unlock func(), err error) {
 // (root, apt-get present); otherwise it returns the errors naming them.
 func ensureTools(ctx context.Context, log func(string, ...any)) error {
 	var needs []debpkg.Need
-	for _, t := range tools {
+	for _, t := range programs {
 		needs = append(needs, debpkg.Need{Bin: t.bin, Pkg: t.pkg})
 	}
 	if err := debpkg.Ensure(ctx, log, needs...); err != nil && !errors.Is(err, debpkg.ErrMissing) {
@@ -204,7 +276,7 @@ func ensureTools(ctx context.Context, log func(string, ...any)) error {
 // or nil.
 func missingTools() error {
 	var errs []error
-	for _, t := range tools {
+	for _, t := range programs {
 		if !debpkg.Have(t.bin) {
 			errs = append(errs, t.err)
 		}

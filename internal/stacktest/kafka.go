@@ -34,6 +34,32 @@ func installKafka(ctx context.Context, t testing.TB) string {
 	return kafkaHome.dir
 }
 
+// kafkaToolsHome is the install of Kafka's command-line tools, made once per
+// test binary.
+var kafkaToolsHome struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// KafkaTools installs Apache Kafka's command-line tools into
+// localkafka.DefaultToolsDir the first time a test of this binary asks, and
+// returns their home for localkafka.Tool.
+func KafkaTools(t testing.TB) string {
+	t.Helper()
+	kafkaToolsHome.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if kafkaToolsHome.dir, kafkaToolsHome.err = localkafka.DefaultToolsDir(); kafkaToolsHome.err == nil {
+			_, kafkaToolsHome.err = localkafka.InstallTools(ctx, kafkaToolsHome.dir, t.Logf)
+		}
+	})
+	if kafkaToolsHome.err != nil {
+		t.Fatalf("install Apache Kafka's tools: %v", kafkaToolsHome.err)
+	}
+	return kafkaToolsHome.dir
+}
+
 // kafkaTestProperties shorten the broker session from 9 s: the controller
 // refuses a crashed node's new registration until its old session expires,
 // and tests crash nodes on purpose.
