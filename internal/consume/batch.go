@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -289,7 +288,3 @@ func saveWatermarks[C any](ctx context.Context, tx *sql.Tx, changed map[wmKey]en
 func compareKeys(a, b wmKey) int {
 	return cmp.Or(cmp.Compare(a.shard, b.shard), strings.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
 }
-
-// ErrUnknownTable is returned by handlers for a change of a table they do
-// not consume.
-var ErrUnknownTable = errors.New("a change of a table this consumer does not consume")

@@ -80,6 +80,9 @@ type Handler[C any] interface {
 	// Reset removes shard's contribution from the state in tx: a snapshot
 	// of a newer epoch follows, which rebuilds it.
 	Reset(ctx context.Context, tx *sql.Tx, shard int) error
+	// Clear empties the whole state in tx (every table Apply writes), before
+	// a rebuild applies every change again.
+	Clear(ctx context.Context, tx *sql.Tx) error
 }
 
 // Result is what a batch did.

@@ -93,7 +93,8 @@ type Replayed struct {
 
 // ReplayDeadLetters applies, through h, the dead letters of cfg's
 // dead-letter topic that decode now (their cause mended): every message
-// from the topic's first offset to its end when the replay started. A
+// from the topic's first offset (or where the last rebuild found its end)
+// to its end when the replay started. A
 // dead letter is applied even though its partition's watermark moved past
 // it (it was skipped, never applied), once: each applied one is recorded by
 // where it came from (consumer_replayed) in the same transaction. The ones
@@ -124,8 +125,19 @@ func replayPartition[C any](ctx context.Context, cfg Config, db *sql.DB, h Handl
 	}
 	first, last, err := conn.ReadOffsets()
 	conn.Close()
-	if err != nil || first >= last {
+	if err != nil {
 		return err
+	}
+	// Dead letters from before the last rebuild are out of date (see
+	// Rebuild).
+	var floor int64
+	err = db.QueryRowContext(ctx, "SELECT kafka_offset FROM consumer_dead_letter_start WHERE topic = ? AND kafka_partition = ?",
+		cfg.DeadLetterTopic, partition).Scan(&floor)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("dead letters' start: %w", err)
+	}
+	if first = max(first, floor); first >= last {
+		return nil
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: cfg.DeadLetterTopic, Partition: partition,
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})

@@ -1,7 +1,9 @@
 // Package service is the command line both CDC consumers (balance, cache)
 // share: serve (consume into the database and answer REST), reconcile
-// (compare the database with the shards) and reset-offsets (make the
-// consumer group read every topic again from its first offset).
+// (compare the database with the shards), reset-offsets (move the consumer
+// group's offsets, as kafka-consumer-groups does), rebuild (empty the
+// database and consume everything again, then reconcile) and
+// replay-dead-letters.
 package service
 
 import (
@@ -72,8 +74,9 @@ const (
 	ExitNoCompare   = 3
 )
 
-// App is the consumer's command line: serve (the default), reconcile and
-// reset-offsets, plus config and healthcheck.
+// App is the consumer's command line: serve (the default), reconcile,
+// replay-dead-letters, reset-offsets and rebuild, plus config and
+// healthcheck.
 func App[C any](spec Spec[C], defaults func() *Config) cli.App[Config] {
 	return cli.App[Config]{
 		Name:     spec.Name,
@@ -88,37 +91,27 @@ func App[C any](spec Spec[C], defaults func() *Config) cli.App[Config] {
 				Setup: func(fs *flag.FlagSet) cli.Runner[Config] {
 					wait := fs.Duration("wait", 0, "compare again until no difference is left or this much time has passed")
 					return cli.NoArgs(func(ctx context.Context, cfg *Config, _ []string) error {
-						diffs, err := reconcile(ctx, spec, cfg, logging.New(cfg.Logging, spec.Name), *wait)
+						db, err := sqldb.Open(cfg.Database)
 						if err != nil {
 							return cli.Exit(ExitNoCompare, err)
 						}
-						for _, d := range diffs {
-							fmt.Println(d)
-						}
-						if len(diffs) > 0 {
-							fmt.Printf("%d differences\n", len(diffs))
-							return cli.Exit(ExitDifferences, nil)
-						}
-						fmt.Println("no difference")
-						return nil
+						defer db.Close()
+						log := logging.New(cfg.Logging, spec.Name)
+						return report(reconcile(ctx, spec.Build(db, log), cfg, log, *wait, nil))
 					})
 				}},
 			{Name: "replay-dead-letters", About: "apply the dead letters that decode now (their cause mended), each once; list the others",
 				Setup: cli.Run(cli.NoArgs(func(ctx context.Context, cfg *Config, _ []string) error {
 					return replayDeadLetters(ctx, spec, cfg)
 				}))},
-			{Name: "reset-offsets", About: "set the consumer group's offsets to the start of every topic (stop the group first)",
-				Setup: cli.Run(cli.NoArgs(func(ctx context.Context, cfg *Config, _ []string) error {
-					n, err := consume.ResetOffsets(ctx, cfg.Kafka.Brokers, cfg.Kafka.Group, cfg.Kafka.Topics)
-					if err == nil {
-						fmt.Printf("group %s: %d partitions reset to their first offset\n", cfg.Kafka.Group, n)
-					}
-					return err
-				}))},
+			{Name: "reset-offsets", About: "move the consumer group's offsets (to the first offsets by default), as kafka-consumer-groups --reset-offsets does; the group must be stopped",
+				Setup: resetOffsets},
+			{Name: "rebuild", About: "empty the database and consume every change again from the first offsets, with progress, then reconcile (exit codes as reconcile); the group must be stopped",
+				Setup: func(fs *flag.FlagSet) cli.Runner[Config] { return rebuildCommand(spec, fs) }},
 		},
 		Server: func(c *Config) httpapi.ServerConfig { return c.Server },
-		ExitCodes: map[int]string{ExitDifferences: "reconcile found differences, or replay-dead-letters left dead letters (each is printed)",
-			ExitNoCompare: "reconcile could not compare (a database unreachable, say)"},
+		ExitCodes: map[int]string{ExitDifferences: "reconcile or rebuild found differences, or replay-dead-letters left dead letters (each is printed)",
+			ExitNoCompare: "reconcile could not compare (a database unreachable, say), or rebuild refused or failed before comparing"},
 	}
 }
 
@@ -182,12 +175,26 @@ func replayDeadLetters[C any](ctx context.Context, spec Spec[C], cfg *Config) er
 	return nil
 }
 
-func reconcile[C any](ctx context.Context, spec Spec[C], cfg *Config, log *slog.Logger, wait time.Duration) ([]string, error) {
-	db, err := sqldb.Open(cfg.Database)
+// report prints reconcile's differences and returns its exit.
+func report(diffs []string, err error) error {
 	if err != nil {
-		return nil, err
+		return cli.Exit(ExitNoCompare, err)
 	}
-	defer db.Close()
+	for _, d := range diffs {
+		fmt.Println(d)
+	}
+	if len(diffs) > 0 {
+		fmt.Printf("%d differences\n", len(diffs))
+		return cli.Exit(ExitDifferences, nil)
+	}
+	fmt.Println("no difference")
+	return nil
+}
+
+// reconcile compares the state with the shards, again every second while
+// differences are left and wait has not passed, calling between (when not
+// nil) before each new comparison.
+func reconcile[C any](ctx context.Context, parts Parts[C], cfg *Config, log *slog.Logger, wait time.Duration, between func(context.Context) error) ([]string, error) {
 	shards, err := cfg.Shards.Open()
 	if err != nil {
 		return nil, err
@@ -197,7 +204,6 @@ func reconcile[C any](ctx context.Context, spec Spec[C], cfg *Config, log *slog.
 			s.Close()
 		}
 	}()
-	parts := spec.Build(db, log)
 	deadline := time.Now().Add(wait)
 	for {
 		diffs, err := parts.Reconcile(ctx, shards)
@@ -209,6 +215,11 @@ func reconcile[C any](ctx context.Context, spec Spec[C], cfg *Config, log *slog.
 		case <-ctx.Done():
 			return nil, errors.New("interrupted")
 		case <-time.After(time.Second):
+		}
+		if between != nil {
+			if err := between(ctx); err != nil {
+				return nil, err
+			}
 		}
 	}
 }

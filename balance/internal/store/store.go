@@ -154,6 +154,17 @@ func (s *Store) Reset(ctx context.Context, tx *sql.Tx, shard int) error {
 	return err
 }
 
+// Clear empties every balance in tx, before a rebuild applies every
+// change again.
+func (s *Store) Clear(ctx context.Context, tx *sql.Tx) error {
+	for _, table := range []string{"shard_balance", "balance"} {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+table); err != nil {
+			return fmt.Errorf("empty %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
 func get[K comparable, V any](m map[K]*V, k K) *V {
 	v := m[k]
 	if v == nil {

@@ -248,6 +248,17 @@ func (s *Store) Reset(ctx context.Context, tx *sql.Tx, shard int) error {
 	return nil
 }
 
+// Clear empties every shop's state in tx, before a rebuild applies every
+// change again.
+func (s *Store) Clear(ctx context.Context, tx *sql.Tx) error {
+	for _, table := range []string{"stock", "shop_status", "event_count"} {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+table); err != nil {
+			return fmt.Errorf("empty %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
 func counterOf(r *row, shard int) counterKey {
 	k := counterKey{shop: NoShop, shard: shard, eventType: *r.EventType, status: r.Status}
 	if r.ShopID != nil {

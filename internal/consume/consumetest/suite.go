@@ -284,9 +284,7 @@ func groupOverBroker[C any](t *testing.T, s Subject[C]) {
 	}
 	s.check(t, sh, db, "after two members shared the topics and the dead letters were replayed")
 	before := s.Got(t, db)
-	if _, err := consume.ResetOffsets(context.Background(), cfg.Brokers, cfg.Group, names); err != nil {
-		t.Fatal(err)
-	}
+	resetTo(t, cfg, consume.Reset{To: consume.ToEarliest})
 	g2 := runGroup(t, cfg, db, h, 1)
 	g2.wait(t, total)
 	g2.stop()
@@ -296,6 +294,95 @@ func groupOverBroker[C any](t *testing.T, s Subject[C]) {
 	if after := s.Got(t, db); after != before {
 		t.Errorf("state changed by consuming everything again")
 	}
+	rebuild(t, s, sh, cfg, db, h, total, len(changes))
+}
+
+// resetTo resets cfg's group as r says.
+func resetTo(t testing.TB, cfg consume.Config, r consume.Reset) []consume.Planned {
+	t.Helper()
+	plan, err := consume.PlanReset(context.Background(), cfg.Brokers, cfg.Group, cfg.Topics, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := consume.CommitPlan(context.Background(), cfg.Brokers, cfg.Group, plan); err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+// stopAfter cancels a rebuild once it has applied its first batch.
+type stopAfter struct {
+	cancel context.CancelFunc
+}
+
+func (s stopAfter) Begin([]consume.Range) {}
+func (s stopAfter) Reached(int, int64)    { s.cancel() }
+func (s stopAfter) End()                  {}
+
+// rebuild loses the state behind the watermarks' back (what a rebuild is
+// for), then rebuilds it: a rebuild stopped after its first batch and run
+// again ends with the shards' state, the group's offsets at the ends; the
+// dead letters from before the rebuild are not replayed again (their
+// changes were consumed again), only the one the rebuild sent again is
+// there; a rebuild is refused while the group has a member.
+func rebuild[C any](t *testing.T, s Subject[C], sh *Shards, cfg consume.Config, db *sql.DB, h consume.Handler[C], total, changes int) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Clear(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Got(t, db) == s.Want(sh) {
+		t.Fatal("the state equals the shards' after Clear")
+	}
+	stopped, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if _, err := consume.Rebuild(stopped, cfg, db, h, consume.RebuildOptions{Progress: stopAfter{cancel}}, quiet); err == nil {
+		t.Fatal("a rebuild cancelled after its first batch returned no error")
+	}
+	out, err := consume.Rebuild(ctx, cfg, db, h, consume.RebuildOptions{}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Handled() != total || out.Applied != changes || out.Dead != 1 {
+		t.Errorf("rebuild: %+v of %d messages, want each handled once, every change applied and 1 dead letter", out.Result, total)
+	}
+	s.check(t, sh, db, "after a rebuild interrupted and run again")
+	rep, err := consume.ReplayDeadLetters(ctx, cfg, db, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Applied != 0 || rep.Before != 0 || len(rep.StillDead) != 1 {
+		t.Errorf("replay of the dead letters after a rebuild: %+v, want only the one the rebuild sent, still dead", rep)
+	}
+	s.check(t, sh, db, "after the rebuild and a replay of the dead letters")
+	for _, p := range resetTo(t, cfg, consume.Reset{To: consume.ShiftBy}) {
+		if p.Current != p.End {
+			t.Errorf("after the rebuild the group's offset of %s[%d] is %d, want the end %d", p.Topic, p.Partition, p.Current, p.End)
+		}
+	}
+	g := runGroup(t, cfg, db, h, 1)
+	deadline := time.Now().Add(time.Minute)
+	for { // until the member has joined
+		_, err := consume.PlanReset(ctx, cfg.Brokers, cfg.Group, cfg.Topics, consume.Reset{})
+		if errors.Is(err, consume.ErrGroupActive) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PlanReset with a member in the group = %v, want ErrGroupActive", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := consume.Rebuild(ctx, cfg, db, h, consume.RebuildOptions{}, quiet); !errors.Is(err, consume.ErrGroupActive) {
+		t.Errorf("rebuild with a member in the group = %v, want ErrGroupActive", err)
+	}
+	g.stop()
 }
 
 // The bookkeeping holds a row per shard, topic and partition, however
