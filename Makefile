@@ -3,9 +3,9 @@ GO      ?= go
 BIN     := bin
 SHARDS  ?= 2
 BROKER  ?= kfake
-CMDS    := ./pipelineapi ./ingest ./shard-splitter ./shard-worker ./cdc-producer ./balance ./cache ./audit ./deploy/stack
+CMDS    := ./pipelineapi ./ingest ./shard-splitter ./shard-worker ./cdc-producer ./balance ./cache ./audit ./loadtest ./deploy/stack
 
-.PHONY: build tools run migrate audit test test-short fuzz bench-pipeline bench-consumers bench-lag vet clean
+.PHONY: build tools run migrate audit load-test test test-short fuzz bench-pipeline bench-consumers bench-lag vet clean
 
 build:
 	$(GO) build -o $(BIN)/ $(CMDS)
@@ -27,6 +27,13 @@ migrate: build
 ## audit: check the local shards (run while `make run` is up)
 audit: build
 	SHARDS_COUNT=$(SHARDS) ./$(BIN)/audit
+
+## load-test: drive the running stack (make run, make run BROKER=kafka, or compose) at RATE events/s for
+## DURATION with READ_RPS REST reads/s; writes report.md, series.csv and plots into REPORT
+## (default ./load-test-report/<UTC time>); exit 1 if the audit or a reconciliation fails afterwards
+load-test: build
+	$(if $(RATE),RATE=$(RATE)) $(if $(DURATION),DURATION=$(DURATION)) $(if $(READ_RPS),READ_RPS=$(READ_RPS)) \
+	  $(if $(REPORT),REPORT=$(REPORT)) SHARDS_COUNT=$(SHARDS) ./$(BIN)/loadtest
 
 ## test: every test, on real MariaDB instances and brokers the tests start themselves
 test: tools

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../pipelineapi", "../ingest", "../shard-splitter", "../shard-worker", "../cdc-producer", "../balance", "../cache")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../pipelineapi", "../ingest", "../shard-splitter", "../shard-worker", "../cdc-producer", "../balance", "../cache", "../audit", "../loadtest")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
