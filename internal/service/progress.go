@@ -22,9 +22,10 @@ import (
 // plainEvery is how often the plain display prints.
 const plainEvery = 5 * time.Second
 
-// newProgress returns the display for f: bars when it is a terminal.
+// newProgress returns the display for f: bars when it is a terminal wide
+// enough to draw them.
 func newProgress(f *os.File) consume.RebuildProgress {
-	if term.IsTerminal(int(f.Fd())) {
+	if w, _, err := term.GetSize(int(f.Fd())); err == nil && w >= 80 {
 		return &bars{out: f}
 	}
 	return &lines{out: f, every: plainEvery}
@@ -37,22 +38,16 @@ type bars struct {
 	ranges []consume.Range
 	bar    []*mpb.Bar // per range; nil for an empty one
 	total  *mpb.Bar
-	last   []time.Time
 	sum    int64
-	lastAt time.Time // of the total
 }
 
 func (b *bars) Begin(ranges []consume.Range) {
 	b.ranges = ranges
 	b.p = mpb.New(mpb.WithOutput(b.out), mpb.WithWidth(32), mpb.WithRefreshRate(200*time.Millisecond))
 	b.bar = make([]*mpb.Bar, len(ranges))
-	b.last = make([]time.Time, len(ranges))
-	now := time.Now()
-	b.lastAt = now
 	var all int64
 	for i, r := range ranges {
 		n := r.To - r.From
-		b.last[i] = now
 		if n <= 0 {
 			continue
 		}
@@ -71,8 +66,10 @@ func barDecor(name string, from int64) []mpb.BarOption {
 			decor.Any(func(s decor.Statistics) string {
 				return fmt.Sprintf("%d / %d", from+s.Current, from+s.Total)
 			}, decor.WCSyncSpaceR)),
-		mpb.AppendDecorators(decor.EwmaSpeed(nil, "%.0f changes/s", 30, decor.WCSyncSpace),
-			decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncSpace), " done")),
+		// Averages since the start: a partition's batches come in bursts
+		// between the other partitions', too unevenly for a moving average.
+		mpb.AppendDecorators(decor.OnComplete(decor.AverageSpeed(nil, "%.0f changes/s", decor.WCSyncSpace), ""),
+			decor.OnComplete(decor.AverageETA(decor.ET_STYLE_GO, decor.WCSyncSpace), " done")),
 	}
 }
 
@@ -81,14 +78,10 @@ func (b *bars) Reached(i int, next int64) {
 	if bar == nil {
 		return
 	}
-	now := time.Now()
 	cur := next - b.ranges[i].From
-	delta := cur - bar.Current()
-	bar.EwmaSetCurrent(cur, now.Sub(b.last[i]))
-	b.last[i] = now
-	b.sum += delta
-	b.total.EwmaSetCurrent(b.sum, now.Sub(b.lastAt))
-	b.lastAt = now
+	b.sum += cur - bar.Current()
+	bar.SetCurrent(cur)
+	b.total.SetCurrent(b.sum)
 }
 
 func (b *bars) End() {
