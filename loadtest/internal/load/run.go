@@ -119,10 +119,13 @@ var ErrStackDown = errors.New("the stack does not answer")
 // is for a run that could not start (ErrStackDown) or was interrupted.
 func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	api := pipeline.NewClient(pipeline.ClientConfig{URL: cfg.PipelineURL, Timeout: 10 * time.Second})
-	for deadline := time.Now().Add(preflightFor); ; {
+	for deadline, first := time.Now().Add(preflightFor), true; ; first = false {
 		err := preflight(ctx, cfg, api)
 		if err == nil {
 			break
+		}
+		if first {
+			fmt.Fprintf(cfg.Progress, "load-test: waiting up to %s for the stack: %v\n", preflightFor, err)
 		}
 		if time.Now().After(deadline) || !sleepUntil(ctx, time.Now().Add(time.Second)) {
 			return nil, fmt.Errorf("%w: %w", ErrStackDown, err)
