@@ -11,8 +11,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/shopledger/shopledger/balance/internal/api"
 	"github.com/shopledger/shopledger/balance/internal/store"
 	"github.com/shopledger/shopledger/internal/consume"
@@ -22,6 +20,7 @@ import (
 	"github.com/shopledger/shopledger/internal/shard"
 	"github.com/shopledger/shopledger/internal/sqldb"
 	"github.com/shopledger/shopledger/internal/topics"
+	"github.com/shopledger/shopledger/internal/tracing"
 	"github.com/shopledger/shopledger/schema"
 )
 
@@ -34,7 +33,7 @@ func main() {
 func build(db *sql.DB, log *slog.Logger) service.Parts[store.Change] {
 	s := store.New(db, log)
 	return service.Parts[store.Change]{Handler: s, Reconcile: s.Reconcile,
-		HTTP: func(reg *prometheus.Registry, ready func(ctx context.Context) error) http.Handler {
+		HTTP: func(reg httpapi.Metrics, ready func(ctx context.Context) error) http.Handler {
 			return api.NewHandler(s, log, reg, ready)
 		}}
 }
@@ -48,5 +47,6 @@ func defaults() *service.Config {
 			DeadLetterTopic: topics.DefaultPrefix + ".balance.dead-letters", DeadLetters: topics.DefaultSettings},
 		Shards:  shard.DefaultConns(),
 		Logging: logging.Default,
+		Tracing: tracing.Default,
 	}
 }

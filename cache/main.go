@@ -12,8 +12,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/shopledger/shopledger/cache/internal/api"
 	"github.com/shopledger/shopledger/cache/internal/store"
 	"github.com/shopledger/shopledger/internal/consume"
@@ -23,6 +21,7 @@ import (
 	"github.com/shopledger/shopledger/internal/shard"
 	"github.com/shopledger/shopledger/internal/sqldb"
 	"github.com/shopledger/shopledger/internal/topics"
+	"github.com/shopledger/shopledger/internal/tracing"
 	"github.com/shopledger/shopledger/schema"
 )
 
@@ -35,7 +34,7 @@ func main() {
 func build(db *sql.DB, log *slog.Logger) service.Parts[*store.Change] {
 	s := store.New(db, log)
 	return service.Parts[*store.Change]{Handler: s, Reconcile: s.Reconcile,
-		HTTP: func(reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
+		HTTP: func(reg httpapi.Metrics, ready func(context.Context) error) http.Handler {
 			return api.NewHandler(s, log, reg, ready)
 		}}
 }
@@ -50,5 +49,6 @@ func defaults() *service.Config {
 			DeadLetterTopic: topics.DefaultPrefix + ".cache.dead-letters", DeadLetters: topics.DefaultSettings},
 		Shards:  shard.DefaultConns(),
 		Logging: logging.Default,
+		Tracing: tracing.Default,
 	}
 }

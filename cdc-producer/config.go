@@ -12,6 +12,7 @@ import (
 	"github.com/shopledger/shopledger/internal/logging"
 	"github.com/shopledger/shopledger/internal/sqldb"
 	"github.com/shopledger/shopledger/internal/topics"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 // Config is cdc-producer's configuration (cdc-producer.toml); one process
@@ -63,10 +64,12 @@ type Config struct {
 	// (SPEC §6), -1 disables it.
 	Server  httpapi.ServerConfig `mapstructure:"server"`
 	Logging logging.Config       `mapstructure:"logging"`
+	// Tracing sends spans to an OTLP collector; off without an endpoint.
+	Tracing tracing.Config `mapstructure:"tracing"`
 }
 
 func defaults() *Config {
-	c := &Config{Shard: -1, Logging: logging.Default}
+	c := &Config{Shard: -1, Logging: logging.Default, Tracing: tracing.Default}
 	c.Database = sqldb.Config{User: "cdc", Database: "shop"}
 	c.Capture.SnapshotMode = string(capture.SnapshotInitial)
 	c.Capture.SnapshotLockTimeout = 10 * time.Second
@@ -116,6 +119,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Logging.Validate(); err != nil {
+		return err
+	}
+	if err := c.Tracing.Validate(); err != nil {
 		return err
 	}
 	if c.Shard >= 0 {

@@ -17,7 +17,9 @@ import (
 	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
+	"github.com/shopledger/shopledger/internal/metrics"
 	"github.com/shopledger/shopledger/internal/topics"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 // exitFatal is the exit code of errors a restart cannot mend.
@@ -41,7 +43,12 @@ func main() {
 
 func run(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, fmt.Sprintf("cdc-producer-%d", cfg.Shard))
-	err := stream(ctx, cfg, log)
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "cdc-producer", tracing.Shard(cfg.Shard))
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	err = stream(ctx, cfg, log)
 	if errors.Is(err, capture.ErrFatal) {
 		return cli.Exit(exitFatal, err)
 	}
@@ -66,18 +73,18 @@ func stream(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err := topics.Ensure(ctx, cfg.Kafka.Brokers, specs...); err != nil {
 		return err
 	}
-	reg := httpapi.NewRegistry()
+	reg := metrics.New("cdc-producer", cfg.Shard)
 	cps := capture.NewCheckpoints(cfg.Kafka.Brokers, cfg.Kafka.CheckpointTopic)
 	defer cps.Close()
 	c := capture.New(capture.Config{Shard: cfg.Shard, Addr: cfg.Database.Addr, User: cfg.Database.User, Password: cfg.Database.Password,
 		Database: cfg.Database.Database, Flavor: cfg.Capture.Flavor, ServerID: cfg.Capture.ServerID, Tables: tables,
 		TopicPrefix: cfg.Kafka.TopicPrefix, FlushRows: cfg.Capture.FlushRows, Snapshot: capture.SnapshotMode(cfg.Capture.SnapshotMode),
 		SnapshotLockTimeout: cfg.Capture.SnapshotLockTimeout, Outbox: outbox},
-		cfg.Kafka.Brokers, cps, log, capture.NewMetrics(reg, cfg.Shard))
+		cfg.Kafka.Brokers, cps, log, capture.NewMetrics(reg))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.Run(ctx) })
 	if cfg.Server.Port > 0 {
-		h := httpapi.Router(fmt.Sprintf("cdc-producer-%d", cfg.Shard), reg, c.Ready)
+		h := httpapi.Router(fmt.Sprintf("cdc-producer-%d", cfg.Shard), reg, c.Ready, log)
 		g.Go(func() error { return httpapi.Serve(ctx, cfg.Server, h, log) })
 	}
 	log.Info("started", "shard", cfg.Shard, "database", cfg.Database.Addr+"/"+cfg.Database.Database, "brokers", cfg.Kafka.Brokers)

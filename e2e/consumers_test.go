@@ -81,7 +81,7 @@ func (s *stack) waitReady(name string) {
 	}
 }
 
-// changes reads a consumer's consumer_changes_total by result.
+// changes reads a consumer's shopledger_consumer_changes_total by result.
 func (s *stack) changes(name string) (map[string]float64, error) {
 	resp, err := http.Get("http://127.0.0.1:" + s.env(name, "SERVER_PORT") + "/metrics")
 	if err != nil {
@@ -92,7 +92,8 @@ func (s *stack) changes(name string) (map[string]float64, error) {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, `consumer_changes_total{result="`); ok {
+		if rest, ok := strings.CutPrefix(line, `shopledger_consumer_changes_total{`); ok {
+			_, rest, _ = strings.Cut(rest, `result="`)
 			res, val, _ := strings.Cut(rest, `"} `)
 			out[res], _ = strconv.ParseFloat(val, 64)
 		}
@@ -183,7 +184,7 @@ func (s *stack) replayAll(name string) {
 			if resp != nil {
 				sc := bufio.NewScanner(resp.Body)
 				for sc.Scan() {
-					if strings.HasPrefix(sc.Text(), "consumer_lag") {
+					if strings.HasPrefix(sc.Text(), "shopledger_consumer_lag") {
 						lags = append(lags, sc.Text())
 					}
 				}

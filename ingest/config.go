@@ -6,6 +6,7 @@ import (
 	"github.com/shopledger/shopledger/internal/config"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 // Config is the generator's configuration (ingest.toml), with the keys of
@@ -29,7 +30,9 @@ type Config struct {
 		Users int    `mapstructure:"users"`
 		Seed  uint64 `mapstructure:"seed"`
 	} `mapstructure:"generator"`
-	Logging  logging.Config `mapstructure:"logging"`
+	Logging logging.Config `mapstructure:"logging"`
+	// Tracing sends spans to an OTLP collector; off without an endpoint.
+	Tracing  tracing.Config `mapstructure:"tracing"`
 	Pipeline struct {
 		URL         string        `mapstructure:"url"`
 		ShardsCount int           `mapstructure:"shards_count"`
@@ -43,7 +46,7 @@ type Config struct {
 }
 
 func defaults() *Config {
-	c := &Config{Logging: logging.Default}
+	c := &Config{Logging: logging.Default, Tracing: tracing.Default}
 	c.Server = httpapi.ServerConfig{Host: "127.0.0.1", Port: 8080, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	c.Events.MaxPayloadSize = 1 << 20
 	c.Events.ValidationTimeout = 2 * time.Second
@@ -77,6 +80,9 @@ func (c *Config) Validate() error {
 	ch.Check(c.Pipeline.Producer != "" && len(c.Pipeline.Producer) <= 128, "pipeline.producer", "must be 1..128 bytes, got %q", c.Pipeline.Producer)
 	ch.Check(c.Pipeline.ShardsCount >= 1 && c.Pipeline.ShardsCount <= 1024, "pipeline.shards_count", "must be 1..1024, got %d", c.Pipeline.ShardsCount)
 	if err := c.Logging.Validate(); err != nil {
+		return err
+	}
+	if err := c.Tracing.Validate(); err != nil {
 		return err
 	}
 	return ch.Err()

@@ -17,8 +17,10 @@ import (
 	"github.com/shopledger/shopledger/internal/eventgen"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
+	"github.com/shopledger/shopledger/internal/metrics"
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/spool"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 func main() {
@@ -37,13 +39,18 @@ func main() {
 
 func run(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, "ingest")
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "ingest")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	dir := spool.Dir(cfg.Shared)
 	seed := cfg.Generator.Seed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
 	api := pipeline.NewClient(pipeline.ClientConfig{URL: cfg.Pipeline.URL, Timeout: cfg.Pipeline.Timeout, Retries: cfg.Pipeline.Retries})
-	reg := httpapi.NewRegistry()
+	reg := metrics.New("ingest", -1)
 	gen, err := generator.New(generator.Config{Spool: dir, Interval: cfg.Events.GenerationInterval,
 		EventsPerBatch: cfg.Events.EventsPerBatch, MaxBatchSize: cfg.Events.MaxBatchSize, Shards: cfg.Pipeline.ShardsCount,
 		MaxPayloadSize: cfg.Events.MaxPayloadSize, ValidationTimeout: cfg.Events.ValidationTimeout,
@@ -60,7 +67,7 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 		f.Close()
 		return os.Remove(f.Name())
 	}
-	r := httpapi.Router("ingest", reg, ready)
+	r := httpapi.Router("ingest", reg, ready, log)
 	r.HandleFunc("/api/v1/events/stats", gen.StatsHandler).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/events", gen.PostHandler).Methods(http.MethodPost)
 	g, ctx := errgroup.WithContext(ctx)

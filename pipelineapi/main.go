@@ -9,7 +9,9 @@ import (
 	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
+	"github.com/shopledger/shopledger/internal/metrics"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/tracing"
 	"github.com/shopledger/shopledger/pipelineapi/internal/tracking"
 	"github.com/shopledger/shopledger/schema"
 )
@@ -28,6 +30,11 @@ func main() {
 
 func serve(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, "pipelineapi")
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "pipelineapi")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if err := schema.Await(ctx, cfg.Database, schema.Pipeline, log); err != nil {
 		return err
 	}
@@ -36,7 +43,7 @@ func serve(ctx context.Context, cfg *Config, _ []string) error {
 		return err
 	}
 	defer db.Close()
-	reg := httpapi.NewRegistry()
+	reg := metrics.New("pipelineapi", -1)
 	h := tracking.NewHandler(tracking.NewStore(db), log, reg)
 	return httpapi.Serve(ctx, cfg.Server, h, log)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 // Config is shard-splitter's configuration (shard-splitter.toml).
@@ -27,10 +28,12 @@ type Config struct {
 	// Server serves /health, /ready and /metrics; port -1 disables it.
 	Server  httpapi.ServerConfig `mapstructure:"server"`
 	Logging logging.Config       `mapstructure:"logging"`
+	// Tracing sends spans to an OTLP collector; off without an endpoint.
+	Tracing tracing.Config `mapstructure:"tracing"`
 }
 
 func defaults() *Config {
-	c := &Config{Shared: "./.data/shared", Logging: logging.Default}
+	c := &Config{Shared: "./.data/shared", Logging: logging.Default, Tracing: tracing.Default}
 	c.Pipeline.URL = "http://127.0.0.1:8082/api/v1/pipeline"
 	c.Pipeline.ShardsCount = 2
 	c.Pipeline.Timeout = 5 * time.Second
@@ -53,6 +56,9 @@ func (c *Config) Validate() error {
 	ch.Check(c.Database.Addr != "", "database.addr", "must be set")
 	ch.Check(c.Server.Port == -1 || c.Server.Port > 0 && c.Server.Port < 65536, "server.port", "must be -1 (no server) or 1..65535, got %d", c.Server.Port)
 	if err := c.Logging.Validate(); err != nil {
+		return err
+	}
+	if err := c.Tracing.Validate(); err != nil {
 		return err
 	}
 	return ch.Err()

@@ -11,9 +11,11 @@ import (
 	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
+	"github.com/shopledger/shopledger/internal/metrics"
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/spool"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/tracing"
 	"github.com/shopledger/shopledger/schema"
 	"github.com/shopledger/shopledger/shard-splitter/internal/splitter"
 )
@@ -33,6 +35,11 @@ func main() {
 
 func run(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, "shard-splitter")
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "shard-splitter")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if err := schema.Await(ctx, cfg.Database, schema.Splitter, log); err != nil {
 		return err
 	}
@@ -42,7 +49,7 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 	}
 	defer db.Close()
 	api := pipeline.NewClient(pipeline.ClientConfig{URL: cfg.Pipeline.URL, Timeout: cfg.Pipeline.Timeout, Retries: cfg.Pipeline.Retries})
-	reg := httpapi.NewRegistry()
+	reg := metrics.New("shard-splitter", -1)
 	s := splitter.New(splitter.Config{Spool: spool.Dir(cfg.Shared), Shards: cfg.Pipeline.ShardsCount,
 		PollInterval: cfg.Splitter.PollInterval, ReturnHold: cfg.Splitter.ReturnHold}, db, api, log, reg)
 	g, ctx := errgroup.WithContext(ctx)
@@ -57,7 +64,7 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 		return s.Run(ctx)
 	})
 	if cfg.Server.Port > 0 {
-		h := httpapi.Router("shard-splitter", reg, db.PingContext)
+		h := httpapi.Router("shard-splitter", reg, db.PingContext, log)
 		g.Go(func() error { return httpapi.Serve(ctx, cfg.Server, h, log) })
 	}
 	log.Info("started", "shards", cfg.Pipeline.ShardsCount, "shared_dir", cfg.Shared)

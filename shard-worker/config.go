@@ -9,6 +9,7 @@ import (
 	"github.com/shopledger/shopledger/internal/logging"
 	"github.com/shopledger/shopledger/internal/money"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 // Config is shard-worker's configuration (shard-worker.toml). The shard
@@ -34,10 +35,12 @@ type Config struct {
 	// (SPEC §6), -1 disables it.
 	Server  httpapi.ServerConfig `mapstructure:"server"`
 	Logging logging.Config       `mapstructure:"logging"`
+	// Tracing sends spans to an OTLP collector; off without an endpoint.
+	Tracing tracing.Config `mapstructure:"tracing"`
 }
 
 func defaults() *Config {
-	c := &Config{Shard: -1, Shared: "./.data/shared", Logging: logging.Default}
+	c := &Config{Shard: -1, Shared: "./.data/shared", Logging: logging.Default, Tracing: tracing.Default}
 	c.Pipeline.URL = "http://127.0.0.1:8082/api/v1/pipeline"
 	c.Pipeline.Timeout = 5 * time.Second
 	c.Pipeline.Retries = 5
@@ -63,6 +66,9 @@ func (c *Config) Validate() error {
 	ch.Check(err == nil && ib >= 0, "worker.initial_balance", "must be a non-negative amount, got %q", c.Worker.InitialBalance)
 	ch.Check(c.Server.Port >= -1 && c.Server.Port < 65536, "server.port", "must be -1 (no server), 0 (8090 + shard) or a port, got %d", c.Server.Port)
 	if err := c.Logging.Validate(); err != nil {
+		return err
+	}
+	if err := c.Tracing.Validate(); err != nil {
 		return err
 	}
 	if c.Shard >= 0 {

@@ -13,10 +13,12 @@ import (
 	"github.com/shopledger/shopledger/internal/cli"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
+	"github.com/shopledger/shopledger/internal/metrics"
 	"github.com/shopledger/shopledger/internal/money"
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/spool"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/tracing"
 	"github.com/shopledger/shopledger/schema"
 	"github.com/shopledger/shopledger/shard-worker/internal/ledger"
 	"github.com/shopledger/shopledger/shard-worker/internal/worker"
@@ -38,6 +40,11 @@ func main() {
 
 func run(ctx context.Context, cfg *Config, _ []string) error {
 	log := logging.New(cfg.Logging, fmt.Sprintf("shard-worker-%d", cfg.Shard))
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "shard-worker", tracing.Shard(cfg.Shard))
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if err := schema.Await(ctx, cfg.Database, schema.Shard, log); err != nil {
 		return err
 	}
@@ -49,7 +56,7 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 	ib, _ := money.Parse(cfg.Worker.InitialBalance)
 	l := ledger.New(db, ledger.Config{Shard: cfg.Shard, InitialBalance: ib, PendingDelay: cfg.Worker.PendingDelay})
 	api := pipeline.NewClient(pipeline.ClientConfig{URL: cfg.Pipeline.URL, Timeout: cfg.Pipeline.Timeout, Retries: cfg.Pipeline.Retries})
-	reg := httpapi.NewRegistry()
+	reg := metrics.New("shard-worker", cfg.Shard)
 	w := worker.New(worker.Config{Shard: cfg.Shard, Spool: spool.Dir(cfg.Shared), BatchSize: cfg.Worker.BatchSize,
 		PollInterval: cfg.Worker.PollInterval}, db, api, l, log, reg)
 	g, ctx := errgroup.WithContext(ctx)
@@ -64,7 +71,7 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 		return w.Run(ctx)
 	})
 	if cfg.Server.Port > 0 {
-		h := httpapi.Router(fmt.Sprintf("shard-worker-%d", cfg.Shard), reg, db.PingContext)
+		h := httpapi.Router(fmt.Sprintf("shard-worker-%d", cfg.Shard), reg, db.PingContext, log)
 		g.Go(func() error { return httpapi.Serve(ctx, cfg.Server, h, log) })
 	}
 	log.Info("started", "shard", cfg.Shard, "database", cfg.Database.Addr+"/"+cfg.Database.Database, "shared_dir", cfg.Shared)

@@ -25,6 +25,17 @@ var version, commit string
 // VersionString is "<version> (commit <commit>, <go version>)", from the
 // build flags, else from the module's build information.
 func VersionString() string {
+	v, c := Build()
+	goVersion := "go"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		goVersion = info.GoVersion
+	}
+	return fmt.Sprintf("%s (commit %s, %s)", v, c, goVersion)
+}
+
+// Build returns the version and commit of this binary: the build flags',
+// else the module's build information's, else "dev" and "unknown".
+func Build() (string, string) {
 	v, c := version, commit
 	info, ok := debug.ReadBuildInfo()
 	if ok {
@@ -43,11 +54,7 @@ func VersionString() string {
 	if c == "" {
 		c = "unknown"
 	}
-	goVersion := "go"
-	if ok {
-		goVersion = info.GoVersion
-	}
-	return fmt.Sprintf("%s (commit %s, %s)", v, c, goVersion)
+	return v, c
 }
 
 func (a App[C]) printHelp(w io.Writer, cmd Command[C], fs *flag.FlagSet) {

@@ -122,6 +122,7 @@ type Consumer[C any] struct {
 // New returns a member applying to db through h; Run starts it.
 func New[C any](cfg Config, db *sql.DB, h Handler[C], reg prometheus.Registerer, log *slog.Logger) *Consumer[C] {
 	c := &Consumer[C]{cfg: cfg, db: db, h: h, log: log, metrics: newMetrics(reg), dead: newDeadLetters(cfg, log)}
+	c.dead.counted = c.metrics.dead
 	c.reader = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       cfg.Brokers,
 		GroupID:       cfg.Group,

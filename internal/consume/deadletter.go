@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/shopledger/shopledger/internal/cdc"
@@ -50,6 +51,8 @@ type deadLetters struct {
 	w     *kafka.Writer
 	log   *slog.Logger
 	count atomic.Int64
+	// counted counts dead letters by origin topic (nil: not counted).
+	counted *prometheus.CounterVec
 }
 
 func newDeadLetters(cfg Config, log *slog.Logger) *deadLetters {
@@ -77,6 +80,11 @@ func (d *deadLetters) send(ctx context.Context, dead []deadLetter) error {
 		return fmt.Errorf("send %d dead letters to %s: %w", len(dead), d.cfg.DeadLetterTopic, err)
 	}
 	d.count.Add(int64(len(dead)))
+	if d.counted != nil {
+		for _, l := range dead {
+			d.counted.WithLabelValues(l.msg.Topic).Inc()
+		}
+	}
 	d.log.Error("changes sent to the dead-letter topic", "count", len(dead), "topic", d.cfg.DeadLetterTopic, "first", dead[0].describe())
 	return nil
 }

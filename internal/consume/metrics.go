@@ -9,6 +9,7 @@ import (
 
 type metrics struct {
 	changes *prometheus.CounterVec
+	dead    *prometheus.CounterVec
 	lag     *prometheus.GaugeVec
 	batch   prometheus.Histogram
 	delay   prometheus.Histogram
@@ -16,21 +17,28 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consumer_changes_total",
-			Help: "Change messages handled, by result: applied, duplicate (skipped), superseded (of an older epoch than the shard's snapshot, skipped), " +
-				"dead_letter (sent to the dead-letter topic), tombstone. rate() of applied is the apply rate."},
-			[]string{"result"}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consumer_lag_messages",
-			Help: "Messages behind the partition's high watermark after the last batch."}, []string{"topic", "partition"}),
-		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "consumer_batch_seconds",
-			Help: "Time to apply one batch.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
-		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "consumer_delay_seconds",
-			Help: "From a change's publication to Kafka to its batch being applied.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}),
-		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "consumer_retries_total",
-			Help: "Batches retried after a failed apply."}),
+	opts := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "shopledger", Subsystem: "consumer", Name: name, Help: help}
 	}
-	reg.MustRegister(m.changes, m.lag, m.batch, m.delay, m.retries)
+	m := &metrics{
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts(opts("changes_total",
+			"Change messages handled, by result: applied, duplicate (skipped), superseded (of an older epoch than the shard's snapshot, skipped), "+
+				"dead_letter (sent to the dead-letter topic), tombstone. rate() of applied is the apply rate.")),
+			[]string{"result"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts(opts("dead_letters_total",
+			"Changes sent to the dead-letter topic, by the topic they came from.")), []string{"topic"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("lag_messages",
+			"Messages behind the partition's high watermark after the last batch of it this member applied.")), []string{"topic", "partition"}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "shopledger", Subsystem: "consumer", Name: "batch_duration_seconds",
+			Help: "Time to apply one batch in one transaction.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
+		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "shopledger", Subsystem: "consumer", Name: "delay_seconds",
+			Help: "From a change's publication to Kafka to its batch being applied.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 18)}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts(opts("retries_total", "Batches retried after a failed apply."))),
+	}
+	for _, r := range []string{"applied", "duplicate", "superseded", "dead_letter", "tombstone"} {
+		m.changes.WithLabelValues(r) // present from the start, at 0
+	}
+	reg.MustRegister(m.changes, m.dead, m.lag, m.batch, m.delay, m.retries)
 	return m
 }
 

@@ -17,7 +17,12 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shopledger/shopledger/internal/logging"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 // WriteJSON writes v with status code.
@@ -52,34 +57,53 @@ func DecodeBody(r *http.Request, v any) error {
 // rotation while alerts and dashboards show it.
 var ErrDegraded = errors.New("degraded")
 
+// Metrics is where a router registers its request metrics and what it
+// serves on /metrics: a *metrics.Registry.
+type Metrics interface {
+	prometheus.Registerer
+	Handler() http.Handler
+}
+
+// HeaderLogLevel names the request header that raises the log level of
+// one request's whole handling: X-Log-Level: debug logs it at debug
+// whatever the service's level.
+const HeaderLogLevel = "X-Log-Level"
+
 // Router returns a gorilla/mux router with /health, /ready (ready returns
 // 503 with the reason while check fails), /metrics from reg, JSON 404/405
-// answers, and request metrics for every route.
-func Router(service string, reg *prometheus.Registry, ready func(context.Context) error) *mux.Router {
+// answers, and for every request: a span continuing the caller's trace,
+// its log level raised by X-Log-Level, a debug log line, and metrics by
+// route template (shopledger_http_requests_total,
+// shopledger_http_request_duration_seconds). shopledger_ready is 1 while
+// ready answers nil or a degraded state, 0 otherwise.
+func Router(service string, reg Metrics, ready func(context.Context) error, log *slog.Logger) *mux.Router {
 	r := mux.NewRouter()
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "http_requests_total", Help: "HTTP requests by route and status code.",
-		ConstLabels: prometheus.Labels{"service": service},
-	}, []string{"route", "method", "code"})
-	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "http_request_duration_seconds", Help: "HTTP request latency by route.",
-		ConstLabels: prometheus.Labels{"service": service}, Buckets: prometheus.DefBuckets,
-	}, []string{"route", "method"})
-	reg.MustRegister(requests, latency)
+	in := &instrument{log: log,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shopledger", Subsystem: "http", Name: "requests_total",
+			Help: "HTTP requests by route template, method and status code."}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "shopledger", Subsystem: "http", Name: "request_duration_seconds",
+			Help:    "HTTP request latency by route template and method.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"route", "method"}),
+	}
+	readyGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "shopledger", Name: "ready",
+		Help: "1 while the service's /ready answers 200 (ready or degraded), 0 otherwise."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := ready(ctx); err != nil && !errors.Is(err, ErrDegraded) {
+			return 0
+		}
+		return 1
+	})
+	reg.MustRegister(in.requests, in.latency, readyGauge)
 	r.Use(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			route := "unmatched"
+		return in.wrap(func(req *http.Request) string {
 			if cur := mux.CurrentRoute(req); cur != nil {
 				if t, err := cur.GetPathTemplate(); err == nil {
-					route = t
+					return t
 				}
 			}
-			rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-			start := time.Now()
-			next.ServeHTTP(rec, req)
-			latency.WithLabelValues(route, req.Method).Observe(time.Since(start).Seconds())
-			requests.WithLabelValues(route, req.Method, strconv.Itoa(rec.code)).Inc()
-		})
+			return "unmatched"
+		}, next)
 	})
 	r.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "service": service})
@@ -97,21 +121,61 @@ func Router(service string, reg *prometheus.Registry, ready func(context.Context
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}).Methods(http.MethodGet)
-	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.Handle("/metrics", reg.Handler()).Methods(http.MethodGet)
+	unmatched := func(*http.Request) string { return "unmatched" }
+	r.NotFoundHandler = in.wrap(unmatched, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		Error(w, http.StatusNotFound, "no route for %s %s", req.Method, req.URL.Path)
-	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	}))
+	r.MethodNotAllowedHandler = in.wrap(unmatched, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		Error(w, http.StatusMethodNotAllowed, "method %s not allowed on %s", req.Method, req.URL.Path)
-	})
+	}))
 	return r
 }
 
-// NewRegistry returns a registry with the Go and process collectors.
-func NewRegistry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	return reg
+// instrument is what every request goes through.
+type instrument struct {
+	log      *slog.Logger
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func (in *instrument) wrap(routeOf func(*http.Request) string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		route := routeOf(req)
+		ctx := req.Context()
+		if v := req.Header.Get(HeaderLogLevel); v != "" {
+			if lvl, err := logging.ParseLevel(v); err == nil {
+				ctx = logging.WithLevel(ctx, lvl)
+			}
+		}
+		span := trace.SpanFromContext(ctx) // no-op unless tracing is on
+		if tracing.Enabled() {
+			ctx, span = tracing.Tracer().Start(tracing.Extract(ctx, req.Header), req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", route),
+					attribute.String("url.path", req.URL.Path)))
+			defer span.End()
+		}
+		debug := in.log.Enabled(ctx, slog.LevelDebug)
+		if debug {
+			in.log.DebugContext(ctx, "request", "method", req.Method, "path", req.URL.Path, "query", req.URL.RawQuery, "route", route,
+				"remote", req.RemoteAddr)
+		}
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(rec, req.WithContext(ctx))
+		took := time.Since(start)
+		in.latency.WithLabelValues(route, req.Method).Observe(took.Seconds())
+		in.requests.WithLabelValues(route, req.Method, strconv.Itoa(rec.code)).Inc()
+		if span.IsRecording() {
+			span.SetAttributes(attribute.Int("http.response.status_code", rec.code))
+			if rec.code >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(rec.code))
+			}
+		}
+		if debug {
+			in.log.DebugContext(ctx, "response", "method", req.Method, "path", req.URL.Path, "code", rec.code, "took", took)
+		}
+	})
 }
 
 type statusRecorder struct {

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shopledger/shopledger/internal/cli"
@@ -24,8 +23,10 @@ import (
 	"github.com/shopledger/shopledger/internal/consume"
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
+	"github.com/shopledger/shopledger/internal/metrics"
 	"github.com/shopledger/shopledger/internal/shard"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/tracing"
 	"github.com/shopledger/shopledger/schema"
 )
 
@@ -37,6 +38,8 @@ type Config struct {
 	// Shards are read by reconcile only.
 	Shards  shard.Conns    `mapstructure:"shards"`
 	Logging logging.Config `mapstructure:"logging"`
+	// Tracing sends spans to an OTLP collector; off without an endpoint.
+	Tracing tracing.Config `mapstructure:"tracing"`
 }
 
 // Validate names every bad key.
@@ -50,6 +53,9 @@ func (c *Config) Validate() error {
 	if err := c.Logging.Validate(); err != nil {
 		return err
 	}
+	if err := c.Tracing.Validate(); err != nil {
+		return err
+	}
 	return ch.Err()
 }
 
@@ -57,7 +63,7 @@ func (c *Config) Validate() error {
 type Parts[C any] struct {
 	Handler   consume.Handler[C]
 	Reconcile func(ctx context.Context, shards []*sql.DB) ([]string, error)
-	HTTP      func(reg *prometheus.Registry, ready func(context.Context) error) http.Handler
+	HTTP      func(reg httpapi.Metrics, ready func(context.Context) error) http.Handler
 }
 
 // Spec names a consumer whose changes decode into C.
@@ -124,8 +130,13 @@ func serve[C any](ctx context.Context, spec Spec[C], cfg *Config, log *slog.Logg
 		return err
 	}
 	defer db.Close()
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, spec.Name)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	parts := spec.Build(db, log)
-	reg := httpapi.NewRegistry()
+	reg := metrics.New(spec.Name, -1)
 	c := consume.New(cfg.Kafka, db, parts.Handler, reg, log)
 	ready := func(ctx context.Context) error {
 		if err := db.PingContext(ctx); err != nil {

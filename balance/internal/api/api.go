@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/shopledger/shopledger/balance/internal/store"
 	"github.com/shopledger/shopledger/internal/httpapi"
 )
@@ -24,9 +22,9 @@ type api struct {
 
 // NewHandler returns the whole HTTP surface: the balances under
 // /api/v1/balances plus /health, /ready (ready) and /metrics (reg).
-func NewHandler(s *store.Store, log *slog.Logger, reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
+func NewHandler(s *store.Store, log *slog.Logger, reg httpapi.Metrics, ready func(context.Context) error) http.Handler {
 	a := &api{store: s, log: log}
-	r := httpapi.Router("balance", reg, ready)
+	r := httpapi.Router("balance", reg, ready, log)
 	r.HandleFunc("/api/v1/balances", a.list).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/balances/{user_id}", a.user).Methods(http.MethodGet)
 	return r
@@ -39,12 +37,13 @@ func (a *api) user(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := a.store.User(r.Context(), id)
+	a.log.DebugContext(r.Context(), "balance_db answered", "user_id", id, "err", err)
 	if errors.Is(err, store.ErrNotFound) {
 		httpapi.Error(w, http.StatusNotFound, "no transaction of user %d has been applied", id)
 		return
 	}
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, u)
@@ -70,14 +69,15 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := a.store.List(r.Context(), limit, offset, sort)
+	a.log.DebugContext(r.Context(), "balance_db answered", "limit", limit, "offset", offset, "sort", sort, "err", err)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, p)
 }
 
-func (a *api) fail(w http.ResponseWriter, err error) {
-	a.log.Error("request failed", "err", err)
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	httpapi.Error(w, http.StatusServiceUnavailable, "balance_db unavailable")
 }

@@ -8,7 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopledger/shopledger/internal/metrics"
 
 	"github.com/shopledger/shopledger/balance/internal/store"
 	"github.com/shopledger/shopledger/internal/cdc/cdctest"
@@ -36,7 +36,7 @@ func TestAPI(t *testing.T) {
 	if _, err := consume.Apply(context.Background(), db, s, consume.Decode(s, msgs), nil); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(NewHandler(s, log, prometheus.NewRegistry(), func(context.Context) error { return nil }))
+	srv := httptest.NewServer(NewHandler(s, log, metrics.New("balance", -1), func(context.Context) error { return nil }))
 	defer srv.Close()
 
 	apitest.Run(t, srv.URL, []apitest.Case{

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/shopledger/shopledger/cache/internal/store"
 	"github.com/shopledger/shopledger/internal/httpapi"
 )
@@ -20,9 +18,9 @@ type api struct {
 
 // NewHandler returns the whole HTTP surface: shops, goods, pending and
 // counters under /api/v1, plus /health, /ready (ready) and /metrics (reg).
-func NewHandler(s *store.Store, log *slog.Logger, reg *prometheus.Registry, ready func(context.Context) error) http.Handler {
+func NewHandler(s *store.Store, log *slog.Logger, reg httpapi.Metrics, ready func(context.Context) error) http.Handler {
 	a := &api{store: s, log: log}
-	r := httpapi.Router("cache", reg, ready)
+	r := httpapi.Router("cache", reg, ready, log)
 	r.HandleFunc("/api/v1/shops/{shop_id}", a.shop).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/shops/{shop_id}/goods/{good_id}", a.good).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/pending", a.pending).Methods(http.MethodGet)
@@ -37,7 +35,7 @@ func (a *api) shop(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sh, err := a.store.Shop(r.Context(), id)
-	a.answer(w, sh, err, "no change of shop %d has been seen", id)
+	a.answer(w, r, sh, err, "no change of shop %d has been seen", id)
 }
 
 func (a *api) good(w http.ResponseWriter, r *http.Request) {
@@ -52,28 +50,29 @@ func (a *api) good(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := a.store.Good(r.Context(), shop, good)
-	a.answer(w, g, err, "shop %d has no good %d", shop, good)
+	a.answer(w, r, g, err, "shop %d has no good %d", shop, good)
 }
 
 func (a *api) pending(w http.ResponseWriter, r *http.Request) {
 	p, err := a.store.Pending(r.Context())
-	a.answer(w, p, err, "")
+	a.answer(w, r, p, err, "")
 }
 
 func (a *api) counters(w http.ResponseWriter, r *http.Request) {
 	c, err := a.store.Counters(r.Context())
-	a.answer(w, c, err, "")
+	a.answer(w, r, c, err, "")
 }
 
 // answer writes v, or the 404 described by notFound, or a 503.
-func (a *api) answer(w http.ResponseWriter, v any, err error, notFound string, args ...any) {
+func (a *api) answer(w http.ResponseWriter, r *http.Request, v any, err error, notFound string, args ...any) {
+	a.log.DebugContext(r.Context(), "cache_db answered", "path", r.URL.Path, "err", err)
 	switch {
 	case err == nil:
 		httpapi.WriteJSON(w, http.StatusOK, v)
 	case errors.Is(err, store.ErrNotFound):
 		httpapi.Error(w, http.StatusNotFound, notFound, args...)
 	default:
-		a.log.Error("request failed", "err", err)
+		a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		httpapi.Error(w, http.StatusServiceUnavailable, "cache_db unavailable")
 	}
 }

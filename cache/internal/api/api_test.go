@@ -7,8 +7,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"github.com/shopledger/shopledger/internal/metrics"
 
 	"github.com/shopledger/shopledger/cache/internal/store"
 	"github.com/shopledger/shopledger/internal/cdc/cdctest"
@@ -43,7 +43,7 @@ func TestAPI(t *testing.T) {
 	if _, err := consume.Apply(context.Background(), db, s, consume.Decode(s, msgs), nil); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(NewHandler(s, log, prometheus.NewRegistry(), func(context.Context) error { return nil }))
+	srv := httptest.NewServer(NewHandler(s, log, metrics.New("cache", -1), func(context.Context) error { return nil }))
 	defer srv.Close()
 	apitest.Run(t, srv.URL, []apitest.Case{
 		apitest.GET("/api/v1/shops/4", 200, `"shop_id":4`, `"shard":0`, `"active":false`, `"stock_total":8`, `"goods":[{"good_id":7,"count":8,"price":3.00}]`,

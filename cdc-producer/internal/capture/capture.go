@@ -484,7 +484,7 @@ func (t *txn) rows(h *replication.EventHeader, e *replication.RowsEvent, cols *c
 		t.c.metrics.bytes.Add(float64(len(v)))
 	}
 	t.c.metrics.rows.WithLabelValues(table, op).Add(float64(len(e.Rows) / step))
-	t.c.metrics.lagSeconds.Set(time.Since(time.Unix(int64(h.Timestamp), 0)).Seconds())
+	t.c.metrics.read(h.Timestamp)
 	return nil
 }
 
@@ -609,7 +609,7 @@ func (c *Capture) Ready(context.Context) error {
 	return nil
 }
 
-// watchLag sets cdc_lag_bytes every few seconds: how far the server's binlog
+// watchLag sets shopledger_cdc_lag_bytes every few seconds: how far the server's binlog
 // has gone past the last checkpoint.
 func (c *Capture) watchLag(ctx context.Context) {
 	db, err := sql.Open("mysql", dsn(c.cfg))
@@ -654,7 +654,7 @@ func (c *Capture) watchLag(ctx context.Context) {
 			}
 		}
 		rows.Close()
-		c.metrics.lagBytes.Set(float64(max(lag, 0)))
+		c.metrics.behind(max(lag, 0))
 	}
 }
 

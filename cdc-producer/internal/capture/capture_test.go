@@ -72,7 +72,7 @@ func setup(t *testing.T, snapshot SnapshotMode) *env {
 // start runs a capture, waits until it streams, and returns its stop.
 func (e *env) start() (stop func() error) {
 	cps := NewCheckpoints(e.brokers, "cps")
-	c := New(e.cfg, e.brokers, cps, testLogger(e.t), NewMetrics(prometheus.NewRegistry(), e.cfg.Shard))
+	c := New(e.cfg, e.brokers, cps, testLogger(e.t), NewMetrics(prometheus.NewRegistry()))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -253,7 +253,7 @@ func TestResumeAndIdentity(t *testing.T) {
 	if err := cps.Save(context.Background(), Checkpoint{Shard: 1, Flavor: "mariadb", Identity: "another", File: "binlog.000001", Pos: 4}); err != nil {
 		t.Fatal(err)
 	}
-	c := New(e.cfg, e.brokers, cps, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry(), 1))
+	c := New(e.cfg, e.brokers, cps, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := c.Run(ctx); !errors.Is(err, ErrIdentityMismatch) {
@@ -339,7 +339,7 @@ func TestPurgedBinlog(t *testing.T) {
 	// Without when_needed: a clear error naming the missing file.
 	cps := NewCheckpoints(e.brokers, "cps")
 	defer cps.Close()
-	c := New(e.cfg, e.brokers, cps, testLogger(t), NewMetrics(prometheus.NewRegistry(), 1))
+	c := New(e.cfg, e.brokers, cps, testLogger(t), NewMetrics(prometheus.NewRegistry()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := c.Run(ctx)

@@ -68,7 +68,7 @@ func TestServerBehindCheckpoint(t *testing.T) {
 
 	cps := NewCheckpoints(e.brokers, "cps")
 	defer cps.Close()
-	c := New(e.cfg, e.brokers, cps, testLogger(t), NewMetrics(prometheus.NewRegistry(), 1))
+	c := New(e.cfg, e.brokers, cps, testLogger(t), NewMetrics(prometheus.NewRegistry()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := c.Run(ctx); !errors.Is(err, ErrDiverged) || !errors.Is(err, ErrFatal) || !strings.Contains(err.Error(), "when_needed") {
@@ -98,7 +98,7 @@ func TestInterruptedSnapshotTakesANewEpoch(t *testing.T) {
 	e.exec(fmt.Sprintf("INSERT INTO good (id, name, price) SELECT seq, CONCAT('g', seq), 1.00 FROM seq_1_to_%d", n))
 	e.cfg.FlushRows = 500
 	cps := NewCheckpoints(e.brokers, "cps")
-	c := New(e.cfg, e.brokers, cps, testLogger(t), NewMetrics(prometheus.NewRegistry(), 1))
+	c := New(e.cfg, e.brokers, cps, testLogger(t), NewMetrics(prometheus.NewRegistry()))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -163,7 +163,7 @@ func TestSnapshotLockGivesWay(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	cps := NewCheckpoints(e.brokers, "cps")
 	defer cps.Close()
-	c := New(e.cfg, e.brokers, cps, testLogger(t), NewMetrics(prometheus.NewRegistry(), 1))
+	c := New(e.cfg, e.brokers, cps, testLogger(t), NewMetrics(prometheus.NewRegistry()))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()

@@ -1,46 +1,65 @@
 package capture
 
 import (
-	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the capture's Prometheus metrics.
+// Metrics are the capture's Prometheus metrics (the process's registry
+// labels them with its component and shard).
 type Metrics struct {
 	rows       *prometheus.CounterVec
 	bytes      prometheus.Counter
 	restarts   prometheus.Counter
 	lagSeconds prometheus.Gauge
+	lastEvent  prometheus.Gauge
 	cpPos      prometheus.Gauge
 	cpTime     prometheus.Gauge
 	cpFile     *prometheus.GaugeVec
 	lagBytes   prometheus.Gauge
 }
 
-// NewMetrics registers the metrics of shard's capture on reg.
-func NewMetrics(reg prometheus.Registerer, shard int) *Metrics {
-	l := prometheus.Labels{"shard": fmt.Sprint(shard)}
-	m := &Metrics{
-		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdc_rows_total",
-			Help: "Row changes published, by table and op (c, u, d, r); rate() gives rows/s.", ConstLabels: l}, []string{"table", "op"}),
-		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "cdc_bytes_total",
-			Help: "Bytes of message values published.", ConstLabels: l}),
-		restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "cdc_restarts_total",
-			Help: "Times the capture resumed from its checkpoint after an error.", ConstLabels: l}),
-		lagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdc_lag_seconds",
-			Help: "Now minus the commit time of the last row event read.", ConstLabels: l}),
-		cpPos: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdc_checkpoint_position",
-			Help: "Binlog position of the last checkpoint (see cdc_checkpoint_file for its file).", ConstLabels: l}),
-		cpTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdc_checkpoint_timestamp_seconds",
-			Help: "Commit time of the last checkpointed transaction.", ConstLabels: l}),
-		cpFile: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdc_checkpoint_file",
-			Help: "1 for the binlog file of the last checkpoint.", ConstLabels: l}, []string{"file"}),
-		lagBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cdc_lag_bytes",
-			Help: "Binlog bytes the server has written past the last checkpoint (whole files in between counted by size).", ConstLabels: l}),
+// NewMetrics registers the capture's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	o := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "shopledger", Subsystem: "cdc", Name: name, Help: help}
 	}
-	reg.MustRegister(m.rows, m.bytes, m.restarts, m.lagSeconds, m.cpPos, m.cpTime, m.cpFile, m.lagBytes)
+	m := &Metrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts(o("rows_total",
+			"Row changes published, by table and op (c, u, d, r); rate() gives rows/s.")), []string{"table", "op"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts(o("bytes_total", "Bytes of message values published."))),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts(o("restarts_total",
+			"Times the capture resumed from its checkpoint after an error."))),
+		lagSeconds: prometheus.NewGauge(prometheus.GaugeOpts(o("lag_seconds",
+			"Now minus the commit time of the last row event read when it was read; 0 once everything the server wrote is checkpointed."))),
+		lastEvent: prometheus.NewGauge(prometheus.GaugeOpts(o("last_event_timestamp_seconds",
+			"Commit time of the last row event read from the binlog."))),
+		cpPos: prometheus.NewGauge(prometheus.GaugeOpts(o("checkpoint_position",
+			"Binlog position of the last checkpoint (see shopledger_cdc_checkpoint_file for its file)."))),
+		cpTime: prometheus.NewGauge(prometheus.GaugeOpts(o("checkpoint_timestamp_seconds",
+			"Commit time of the last checkpointed transaction."))),
+		cpFile: prometheus.NewGaugeVec(prometheus.GaugeOpts(o("checkpoint_file",
+			"1 for the binlog file of the last checkpoint.")), []string{"file"}),
+		lagBytes: prometheus.NewGauge(prometheus.GaugeOpts(o("lag_bytes",
+			"Binlog bytes the server has written past the last checkpoint (whole files in between counted by size)."))),
+	}
+	reg.MustRegister(m.rows, m.bytes, m.restarts, m.lagSeconds, m.lastEvent, m.cpPos, m.cpTime, m.cpFile, m.lagBytes)
 	return m
+}
+
+// read records the commit time of a row event read.
+func (m *Metrics) read(ts uint32) {
+	m.lastEvent.Set(float64(ts))
+	m.lagSeconds.Set(time.Since(time.Unix(int64(ts), 0)).Seconds())
+}
+
+// behind records the binlog bytes the server wrote past the checkpoint.
+func (m *Metrics) behind(bytes int64) {
+	m.lagBytes.Set(float64(bytes))
+	if bytes == 0 {
+		m.lagSeconds.Set(0) // caught up: the last lag measured is over
+	}
 }
 
 func (m *Metrics) checkpoint(cp Checkpoint) {

@@ -54,7 +54,7 @@ func TestMissingColumnNamesIsFatal(t *testing.T) {
 
 func TestMySQLGTIDAndV2RowsEvents(t *testing.T) {
 	c := &Capture{cfg: Config{Shard: 3, Database: "shop", TopicPrefix: "shop", Tables: map[string]Key{"t": {Columns: []string{"id"}}}},
-		metrics: NewMetrics(prometheus.NewRegistry(), 3)}
+		metrics: NewMetrics(prometheus.NewRegistry())}
 	tx := &txn{c: c, tables: map[uint64]*columns{}, file: "binlog.000007"}
 	sid := []byte{0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62}
 	tm := table()

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopledger/shopledger/internal/event"
 	"github.com/shopledger/shopledger/internal/eventgen"
@@ -28,6 +29,8 @@ import (
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/shard"
 	"github.com/shopledger/shopledger/internal/spool"
+	"github.com/shopledger/shopledger/internal/stage"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 // Config is what the generator needs.
@@ -79,18 +82,19 @@ type Generator struct {
 	undone   []string // files written whose done call has not gone through
 
 	events *prometheus.CounterVec
-	files  prometheus.Counter
+	stage  *stage.Metrics
 }
 
 // New builds a generator, with the posted events a previous run accepted
 // and did not write yet.
 func New(cfg Config, api *pipeline.Client, log *slog.Logger, reg prometheus.Registerer) (*Generator, error) {
 	g := &Generator{cfg: cfg, api: api, log: log, model: eventgen.New(cfg.World, cfg.Seed),
-		stats:  Stats{StartedAt: time.Now().UTC(), EventsByType: map[string]int{}},
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ingest_events_total", Help: "Events written, by type."}, []string{"type"}),
-		files:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ingest_files_total", Help: "Events files written."}),
+		stats: Stats{StartedAt: time.Now().UTC(), EventsByType: map[string]int{}},
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shopledger", Subsystem: "ingest", Name: "events_total",
+			Help: "Events written into events files, by type."}, []string{"type"}),
+		stage: stage.NewMetrics(reg),
 	}
-	reg.MustRegister(g.events, g.files)
+	reg.MustRegister(g.events)
 	if err := os.MkdirAll(cfg.Spool.IngestQueueDir(), 0o755); err != nil {
 		return nil, err
 	}
@@ -156,10 +160,14 @@ func (g *Generator) finishEarlierFiles(ctx context.Context) {
 	}
 }
 
-// Tick writes the file of tick t.
-func (g *Generator) Tick(ctx context.Context, t time.Time) error {
+// Tick writes the file of tick t, under a span that the later stages
+// continue (the pipeline API keeps its context with the file's rows).
+func (g *Generator) Tick(ctx context.Context, t time.Time) (err error) {
+	start := time.Now()
 	g.retryDone(ctx)
 	stem := t.Format("20060102150405")
+	ctx, span := tracing.Start(ctx, string(pipeline.StageEventIngest), "", trace.WithAttributes(tracing.File(stem)))
+	defer func() { tracing.End(span, err) }()
 	path := g.cfg.Spool.EventsFile(stem)
 	if _, err := os.Stat(path); err == nil {
 		g.count(func(s *Stats) { s.SkippedTicks++ })
@@ -218,7 +226,8 @@ func (g *Generator) Tick(ctx context.Context, t time.Time) error {
 	for k, v := range byType {
 		g.events.WithLabelValues(k).Add(float64(v))
 	}
-	g.files.Inc()
+	g.stage.File(pipeline.StageEventIngest, false, time.Since(start))
+	g.stage.Lines(pipeline.StageEventIngest, len(lines))
 	if _, err := g.api.IngestDone(ctx, stem); err != nil {
 		g.count(func(s *Stats) { s.DoneFailures++ })
 		g.mu.Lock()
@@ -226,7 +235,7 @@ func (g *Generator) Tick(ctx context.Context, t time.Time) error {
 		g.mu.Unlock()
 		return fmt.Errorf("mark %s done (will retry next tick): %w", stem, err)
 	}
-	g.log.Debug("file written", "file", stem, "events", len(lines))
+	g.log.DebugContext(ctx, "file written", "file", stem, "events", len(lines))
 	return nil
 }
 

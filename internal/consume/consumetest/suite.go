@@ -500,7 +500,7 @@ func (g *group) result() consume.Result {
 	for _, reg := range g.regs {
 		mfs, _ := reg.Gather()
 		for _, mf := range mfs {
-			if mf.GetName() != "consumer_changes_total" {
+			if mf.GetName() != "shopledger_consumer_changes_total" {
 				continue
 			}
 			for _, m := range mf.GetMetric() {

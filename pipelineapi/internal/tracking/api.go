@@ -31,12 +31,14 @@ type API struct {
 
 // NewHandler returns the whole HTTP surface: the API under BasePath plus
 // /health, /ready and /metrics.
-func NewHandler(store *Store, log *slog.Logger, reg *prometheus.Registry) http.Handler {
+func NewHandler(store *Store, log *slog.Logger, reg httpapi.Metrics) http.Handler {
 	a := &API{store: store, log: log, transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "pipeline_transitions_total", Help: "Stage transitions asked for, by stage, transition and result (ok, refused, not_found).",
+		Namespace: "shopledger", Subsystem: "pipeline", Name: "transitions_total",
+		Help: "Stage transitions asked for, by stage, transition and result (ok, refused, not_found, error); " +
+			"rate() of done is each stage's throughput in (file, shard) tasks.",
 	}, []string{"stage", "transition", "result"})}
-	reg.MustRegister(a.transitions)
-	r := httpapi.Router("pipelineapi", reg, store.Ping)
+	reg.MustRegister(a.transitions, newBacklog(store))
+	r := httpapi.Router("pipelineapi", reg, store.Ping, log)
 	// Full paths rather than a subrouter: gorilla/mux answers 404 instead of
 	// 405 for a wrong method on a subrouter's route.
 	r.HandleFunc(BasePath+"/files/register", a.register).Methods(http.MethodPost)
@@ -80,7 +82,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := a.store.Register(r.Context(), req.Filename, req.Shards, req.Producer)
 	if err != nil {
-		a.storeError(w, err)
+		a.storeError(w, r, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, pipeline.RegisterResponse{Filename: req.Filename, Shards: req.Shards, Created: n})
@@ -98,7 +100,7 @@ func (a *API) ingestDone(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := a.store.IngestDone(r.Context(), req.Filename)
 	if err != nil {
-		a.storeError(w, err)
+		a.storeError(w, r, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, pipeline.IngestDoneResponse{Filename: req.Filename, UpdatedRows: n})
@@ -160,8 +162,10 @@ func (a *API) transition(w http.ResponseWriter, r *http.Request) {
 		result = "error"
 	}
 	a.transitions.WithLabelValues(string(stage), string(transition), result).Inc()
+	a.log.DebugContext(r.Context(), "transition", "stage", stage, "transition", transition, "file", req.Filename, "shard", *req.Shard,
+		"owner", req.Owner, "status", status, "result", result, "err", err)
 	if err != nil {
-		a.storeError(w, err)
+		a.storeError(w, r, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, pipeline.TaskResponse{Filename: req.Filename, Shard: *req.Shard, Stage: stage, Status: status, Owner: req.Owner})
@@ -191,7 +195,7 @@ func (a *API) queue(w http.ResponseWriter, r *http.Request) {
 	}
 	items, err := a.store.Queue(r.Context(), stage, shard, q.Get("started_by"), limit, offset)
 	if err != nil {
-		a.internal(w, err)
+		a.internal(w, r, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, pipeline.QueueResponse{Stage: stage, Items: items})
@@ -205,7 +209,7 @@ func (a *API) file(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := a.store.File(r.Context(), name)
 	if err != nil {
-		a.storeError(w, err)
+		a.storeError(w, r, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, f)
@@ -214,25 +218,25 @@ func (a *API) file(w http.ResponseWriter, r *http.Request) {
 func (a *API) summary(w http.ResponseWriter, r *http.Request) {
 	s, err := a.store.Summary(r.Context())
 	if err != nil {
-		a.internal(w, err)
+		a.internal(w, r, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, s)
 }
 
-func (a *API) storeError(w http.ResponseWriter, err error) {
+func (a *API) storeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		httpapi.Error(w, http.StatusNotFound, "%v", err)
 	case errors.Is(err, ErrIllegal):
 		httpapi.Error(w, http.StatusConflict, "%v", err)
 	default:
-		a.internal(w, err)
+		a.internal(w, r, err)
 	}
 }
 
-func (a *API) internal(w http.ResponseWriter, err error) {
-	a.log.Error("request failed", "err", err)
+func (a *API) internal(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	httpapi.Error(w, http.StatusInternalServerError, "internal error")
 }
 

@@ -12,8 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/shopledger/shopledger/internal/metrics"
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/schema"
@@ -24,7 +23,7 @@ func newServer(t *testing.T) string {
 	inst := stacktest.MariaDB(t)
 	stacktest.Database(t, inst, "pipeline_db", schema.Pipeline)
 	db := stacktest.As(t, inst, "pipelineapi", "pipeline_db")
-	srv := httptest.NewServer(NewHandler(NewStore(db), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry()))
+	srv := httptest.NewServer(NewHandler(NewStore(db), slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New("pipelineapi", -1)))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -317,14 +316,33 @@ func TestPipelineAPI(t *testing.T) {
 				t.Errorf("GET %s = %d, want 200", p, code)
 			}
 		}
+		if code, _ := call(t, "GET", base+"/nowhere", nil); code != 404 {
+			t.Errorf("GET /nowhere = %d, want 404", code)
+		}
 		resp, err := http.Get(base + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
 		data, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if !strings.Contains(string(data), `pipeline_transitions_total{result="refused",stage="shard-splitter",transition="start"}`) {
-			t.Errorf("metrics lack the refused start counter:\n%.2000s", data)
+		// The rows of the summary above, as the backlog gauges.
+		for _, want := range []string{
+			`shopledger_pipeline_transitions_total{component="pipelineapi",result="refused",stage="shard-splitter",transition="start"}`,
+			`shopledger_pipeline_rows{component="pipelineapi",stage="shard-worker",status="new"} 2`,
+			`shopledger_pipeline_rows{component="pipelineapi",stage="shard-worker",status="started"} 1`,
+			`shopledger_pipeline_rows{component="pipelineapi",stage="event-ingest",status="started"} 1`,
+			`shopledger_pipeline_oldest_started_timestamp_seconds{component="pipelineapi",stage="shard-worker"}`,
+			`shopledger_ready{component="pipelineapi"} 1`,
+			`shopledger_build_info{commit=`,
+			`shopledger_http_requests_total{code="409",component="pipelineapi",method="POST",route="/api/v1/pipeline/stages/{stage}/{transition}"}`,
+			`shopledger_http_requests_total{code="404",component="pipelineapi",method="GET",route="unmatched"}`,
+		} {
+			if !strings.Contains(string(data), want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		if t.Failed() {
+			t.Logf("metrics:\n%s", data)
 		}
 	})
 }

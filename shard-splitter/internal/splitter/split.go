@@ -94,7 +94,8 @@ func (s *Splitter) split(ctx context.Context, file string, shards []int) error {
 	for k, v := range p.counts {
 		s.lines.WithLabelValues(k).Add(float64(v))
 	}
-	s.files.Inc()
+	s.stage.File(pipeline.StageShardSplitter, false, time.Since(start))
+	s.stage.Lines(pipeline.StageShardSplitter, len(lines))
 	s.updateHeldGauge(ctx)
 	s.log.Info("file split", "file", file, "shards", shards, "lines", len(lines), "routed", p.counts["routed"],
 		"malformed", p.counts["malformed"], "held", p.counts["held"], "released", p.counts["released"],
@@ -183,12 +184,13 @@ func (s *Splitter) read(file string) ([]line, error) {
 }
 
 func (s *Splitter) fail(ctx context.Context, file string, shards []int, reason error) error {
-	s.log.Error("split failed", "file", file, "shards", shards, "reason", reason)
+	s.log.ErrorContext(ctx, "split failed", "file", file, "shards", shards, "reason", reason)
 	for _, sh := range shards {
 		if err := s.claims.Finish(ctx, pipeline.StageShardSplitter, file, sh, true); err != nil {
 			return err
 		}
 	}
+	s.stage.File(pipeline.StageShardSplitter, true, 0)
 	return nil
 }
 

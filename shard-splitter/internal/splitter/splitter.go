@@ -51,20 +51,21 @@ type Splitter struct {
 	claims  stage.Claims
 	log     *slog.Logger
 	now     func() time.Time
+	stage   *stage.Metrics
 	lines   *prometheus.CounterVec
-	files   prometheus.Counter
 	pending prometheus.Gauge
 }
 
 // New builds a splitter on splitter_db.
 func New(cfg Config, db *sql.DB, api *pipeline.Client, log *slog.Logger, reg prometheus.Registerer) *Splitter {
 	s := &Splitter{cfg: cfg, db: db, claims: stage.Claims{API: api, Owner: Owner, Log: log}, log: log, now: time.Now,
-		lines: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "splitter_lines_total",
+		stage: stage.NewMetrics(reg),
+		lines: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shopledger", Subsystem: "splitter", Name: "lines_total",
 			Help: "Lines split, by outcome (routed, held, released, orphaned, malformed)."}, []string{"outcome"}),
-		files:   prometheus.NewCounter(prometheus.CounterOpts{Name: "splitter_files_total", Help: "Events files split."}),
-		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "splitter_held_returns", Help: "Returns held for their purchase."}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "shopledger", Subsystem: "splitter", Name: "held_returns",
+			Help: "Returns held for their purchase (splitter_db.held_return)."}),
 	}
-	reg.MustRegister(s.lines, s.files, s.pending)
+	reg.MustRegister(s.lines, s.pending)
 	return s
 }
 

@@ -50,7 +50,7 @@ type Worker struct {
 
 // New builds a worker.
 func New(cfg Config, db *sql.DB, api *pipeline.Client, l *ledger.Ledger, log *slog.Logger, reg prometheus.Registerer) *Worker {
-	return &Worker{cfg: cfg, db: db, ledger: l, log: log, metrics: newMetrics(reg, cfg.Shard),
+	return &Worker{cfg: cfg, db: db, ledger: l, log: log, metrics: newMetrics(reg),
 		claims: stage.Claims{API: api, Owner: fmt.Sprintf("shard-worker-%d", cfg.Shard), Log: log}}
 }
 
@@ -133,7 +133,7 @@ func (w *Worker) run(ctx context.Context, st pipeline.Stage, file string) error 
 	if failed {
 		result = pipeline.TransitionFail
 	}
-	w.metrics.tasks.WithLabelValues(string(st), string(result)).Inc()
+	w.metrics.stage.File(st, failed, time.Since(start))
 	w.log.Info("task finished", "stage", st, "file", file, "result", result, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -157,6 +157,7 @@ func (w *Worker) prepare(file string) error {
 		return err
 	}
 	enc := json.NewEncoder(out)
+	lines := 0
 	err = spool.ReadLines(in, spool.MaxLine, func(l spool.Line) error {
 		var r event.Routed
 		if l.TooLong() {
@@ -165,13 +166,18 @@ func (w *Worker) prepare(file string) error {
 		if err := json.Unmarshal(l.Bytes, &r); err != nil {
 			return fmt.Errorf("%w: %s line %d: not a splitter line: %v", errPermanent, in, l.N, err)
 		}
+		lines++
 		return enc.Encode(event.Prepare(r))
 	})
 	if err != nil {
 		out.Abort()
 		return inputError(err)
 	}
-	return out.Commit()
+	if err := out.Commit(); err != nil {
+		return err
+	}
+	w.metrics.stage.Lines(pipeline.StageShardWorker, lines)
+	return nil
 }
 
 // send applies the prepared file in batches. Each batch commits the number
@@ -196,7 +202,7 @@ func (w *Worker) send(ctx context.Context, file string) error {
 		if err != nil {
 			return err
 		}
-		w.metrics.observe(st, time.Since(t))
+		w.metrics.observe(st, len(batch), time.Since(t))
 		total.Add(st)
 		batch = batch[:0]
 		return nil
@@ -234,30 +240,29 @@ func (w *Worker) send(ctx context.Context, file string) error {
 }
 
 type metrics struct {
+	stage  *stage.Metrics
 	events *prometheus.CounterVec
-	tasks  *prometheus.CounterVec
 	batch  prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer, shard int) *metrics {
-	labels := prometheus.Labels{"shard": fmt.Sprint(shard)}
+func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shard_worker_events_total",
-			Help: "Event lines recorded, by outcome (applied, rejected, duplicate, pending, settled).", ConstLabels: labels}, []string{"status"}),
-		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shard_worker_tasks_total",
-			Help: "Pipeline tasks finished, by stage and result.", ConstLabels: labels}, []string{"stage", "result"}),
-		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shard_worker_batch_seconds",
-			Help: "Time to apply one batch in one transaction.", ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		stage: stage.NewMetrics(reg),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shopledger", Subsystem: "shard_worker", Name: "events_total",
+			Help: "Event lines recorded in the shard, by outcome (applied, rejected, duplicate, pending, settled)."}, []string{"status"}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "shopledger", Subsystem: "shard_worker", Name: "batch_duration_seconds",
+			Help: "Time to apply one batch of a prepared file in one transaction.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 	}
-	reg.MustRegister(m.events, m.tasks, m.batch)
+	reg.MustRegister(m.events, m.batch)
 	return m
 }
 
-func (m *metrics) observe(st ledger.Stats, d time.Duration) {
+func (m *metrics) observe(st ledger.Stats, lines int, d time.Duration) {
 	m.events.WithLabelValues(string(ledger.StatusApplied)).Add(float64(st.Applied))
 	m.events.WithLabelValues(string(ledger.StatusRejected)).Add(float64(st.Rejected))
 	m.events.WithLabelValues(string(ledger.StatusDuplicate)).Add(float64(st.Duplicate))
 	m.events.WithLabelValues(string(ledger.StatusPending)).Add(float64(st.Pending))
 	m.events.WithLabelValues("settled").Add(float64(st.Resolved))
+	m.stage.Lines(pipeline.StageMySQLSender, lines)
 	m.batch.Observe(d.Seconds())
 }
