@@ -168,10 +168,12 @@ func migrateServers(ctx context.Context, cfg *Config) error {
 	return nil
 }
 
-// tools installs everything missing in one apt-get run, then Kafka.
+// tools installs everything missing in one apt-get run (Prometheus for
+// promtool and the dashboard test), then Kafka.
 func tools(ctx context.Context) error {
 	err := debpkg.Ensure(ctx, logf, localdb.ServerPackage, debpkg.Need{Bin: "java", Pkg: "openjdk-17-jre-headless"},
-		debpkg.Need{Bin: "mvn", Pkg: "maven"}, debpkg.Need{Bin: "docker-compose", Pkg: "docker-compose"})
+		debpkg.Need{Bin: "mvn", Pkg: "maven"}, debpkg.Need{Bin: "docker-compose", Pkg: "docker-compose"},
+		debpkg.Need{Bin: "promtool", Pkg: "prometheus"})
 	if err != nil {
 		return err
 	}
