@@ -267,8 +267,10 @@ func TestComposeInfrastructure(t *testing.T) {
 		}
 	}
 	slices.Sort(published)
-	// SPEC §6: the REST ports, and nothing else (MySQL and Kafka stay inside).
-	want := []string{"balance 127.0.0.1:8083", "cache 127.0.0.1:8084", "ingest 127.0.0.1:8080", "pipelineapi 127.0.0.1:8082"}
+	// SPEC §6: the REST ports and the Prometheus, Grafana and Jaeger UIs,
+	// and nothing else (MySQL and Kafka stay inside).
+	want := []string{"balance 127.0.0.1:8083", "cache 127.0.0.1:8084", "grafana 127.0.0.1:3000", "ingest 127.0.0.1:8080",
+		"jaeger 127.0.0.1:16686", "pipelineapi 127.0.0.1:8082", "prometheus 127.0.0.1:9090"}
 	if !slices.Equal(published, want) {
 		t.Errorf("published ports %q, want %q", published, want)
 	}

@@ -123,6 +123,9 @@ type Consumer[C any] struct {
 func New[C any](cfg Config, db *sql.DB, h Handler[C], reg prometheus.Registerer, log *slog.Logger) *Consumer[C] {
 	c := &Consumer[C]{cfg: cfg, db: db, h: h, log: log, metrics: newMetrics(reg), dead: newDeadLetters(cfg, log)}
 	c.dead.counted = c.metrics.dead
+	for _, t := range cfg.Topics {
+		c.metrics.dead.WithLabelValues(t) // present from the start, at 0
+	}
 	c.reader = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       cfg.Brokers,
 		GroupID:       cfg.Group,
