@@ -80,10 +80,10 @@ func newBacklog(s *Store) *backlog {
 		ready: prometheus.NewDesc("shopledger_pipeline_ready_rows", "Rows ready for a stage (previous stage done, this one new): its queue.",
 			[]string{"stage"}, nil),
 		oldestReady: prometheus.NewDesc("shopledger_pipeline_oldest_ready_timestamp_seconds",
-			"When the oldest row ready for a stage became ready (absent when none is); time() minus it is how long the queue's head has waited.",
+			"When the oldest row ready for a stage became ready, the scrape's time when none is: time() minus it is how long the queue's head has waited.",
 			[]string{"stage"}, nil),
 		oldestStarted: prometheus.NewDesc("shopledger_pipeline_oldest_started_timestamp_seconds",
-			"When the oldest row started in a stage and not finished was started (absent when none is).",
+			"When the oldest row started in a stage and not finished was started, the scrape's time when none is.",
 			[]string{"stage"}, nil),
 	}
 }
@@ -98,6 +98,7 @@ func (b *backlog) Describe(ch chan<- *prometheus.Desc) {
 func (b *backlog) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	now := time.Now()
 	bl, err := b.store.Backlog(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(b.rows, err)
@@ -110,11 +111,19 @@ func (b *backlog) Collect(ch chan<- prometheus.Metric) {
 		if stage != pipeline.StageEventIngest {
 			ch <- prometheus.MustNewConstMetric(b.ready, prometheus.GaugeValue, float64(bl.Ready[stage]), string(stage))
 		}
-		if t, ok := bl.OldestReady[stage]; ok {
-			ch <- prometheus.MustNewConstMetric(b.oldestReady, prometheus.GaugeValue, float64(t.UnixMilli())/1000, string(stage))
+		// With nothing waiting, the scrape's own time: the wait is 0 and
+		// the series never disappears.
+		if stage != pipeline.StageEventIngest {
+			ch <- prometheus.MustNewConstMetric(b.oldestReady, prometheus.GaugeValue, seconds(bl.OldestReady[stage], now), string(stage))
 		}
-		if t, ok := bl.OldestStarted[stage]; ok {
-			ch <- prometheus.MustNewConstMetric(b.oldestStarted, prometheus.GaugeValue, float64(t.UnixMilli())/1000, string(stage))
-		}
+		ch <- prometheus.MustNewConstMetric(b.oldestStarted, prometheus.GaugeValue, seconds(bl.OldestStarted[stage], now), string(stage))
 	}
+}
+
+// seconds is t as Unix seconds, or now's when t is zero.
+func seconds(t, now time.Time) float64 {
+	if t.IsZero() {
+		t = now
+	}
+	return float64(t.UnixMilli()) / 1000
 }
