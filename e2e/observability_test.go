@@ -260,7 +260,9 @@ func readLoad(s *stack) (stop func()) {
 		func() string { return port("balance") + fmt.Sprintf("/api/v1/balances/%d", rand.IntN(60)) },
 		func() string { return port("balance") + "/api/v1/balances?limit=20&sort=-balance" },
 		func() string { return port("cache") + fmt.Sprintf("/api/v1/shops/%d", rand.IntN(30)) },
-		func() string { return port("cache") + fmt.Sprintf("/api/v1/shops/%d/goods/%d", rand.IntN(30), rand.IntN(30)) },
+		func() string {
+			return port("cache") + fmt.Sprintf("/api/v1/shops/%d/goods/%d", rand.IntN(30), rand.IntN(30))
+		},
 		func() string { return port("cache") + "/api/v1/pending" },
 		func() string { return port("cache") + "/api/v1/counters" },
 		func() string { return port("pipelineapi") + "/api/v1/pipeline/metrics/summary" },

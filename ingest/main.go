@@ -6,10 +6,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"time"
 
+	"github.com/gorilla/mux"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shopledger/shopledger/ingest/internal/generator"
@@ -67,9 +69,7 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 		f.Close()
 		return os.Remove(f.Name())
 	}
-	r := httpapi.Router("ingest", reg, ready, log)
-	r.HandleFunc("/api/v1/events/stats", gen.StatsHandler).Methods(http.MethodGet)
-	r.HandleFunc("/api/v1/events", gen.PostHandler).Methods(http.MethodPost)
+	r := routes(gen, reg, ready, log)
 	g, ctx := errgroup.WithContext(ctx)
 	srvCtx, stopServer := context.WithCancel(ctx)
 	g.Go(func() error { defer stopServer(); return gen.Run(ctx) })
@@ -77,4 +77,13 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 	log.Info("started", "interval", cfg.Events.GenerationInterval, "batch", min(cfg.Events.EventsPerBatch, cfg.Events.MaxBatchSize),
 		"shards", cfg.Pipeline.ShardsCount, "events_dir", dir.EventsDir())
 	return g.Wait()
+}
+
+// routes is the ingest API (generator.OpenAPI describes it).
+func routes(gen *generator.Generator, reg httpapi.Metrics, ready func(context.Context) error, log *slog.Logger) *mux.Router {
+	r := httpapi.Router("ingest", reg, ready, log)
+	httpapi.ServeOpenAPI(r, generator.OpenAPI)
+	r.HandleFunc("/api/v1/events/stats", gen.StatsHandler).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/events", gen.PostHandler).Methods(http.MethodPost)
+	return r
 }

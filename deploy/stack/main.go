@@ -23,6 +23,7 @@ import (
 	"github.com/shopledger/shopledger/internal/localdb"
 	"github.com/shopledger/shopledger/internal/localkafka"
 	"github.com/shopledger/shopledger/internal/localstack"
+	"github.com/shopledger/shopledger/internal/schemathesis"
 	"github.com/shopledger/shopledger/internal/sqldb"
 	"github.com/shopledger/shopledger/internal/topics"
 )
@@ -169,11 +170,12 @@ func migrateServers(ctx context.Context, cfg *Config) error {
 }
 
 // tools installs everything missing in one apt-get run (Prometheus for
-// promtool and the dashboard test), then Kafka.
+// promtool and the dashboard test, python3-venv for Schemathesis), then
+// Kafka with Maven and Schemathesis with pip.
 func tools(ctx context.Context) error {
 	err := debpkg.Ensure(ctx, logf, localdb.ServerPackage, debpkg.Need{Bin: "java", Pkg: "openjdk-17-jre-headless"},
 		debpkg.Need{Bin: "mvn", Pkg: "maven"}, debpkg.Need{Bin: "docker-compose", Pkg: "docker-compose"},
-		debpkg.Need{Bin: "promtool", Pkg: "prometheus"})
+		debpkg.Need{Bin: "promtool", Pkg: "prometheus"}, schemathesis.Python)
 	if err != nil {
 		return err
 	}
@@ -200,6 +202,9 @@ func tools(ctx context.Context) error {
 	}
 	if installed {
 		logf("Apache Kafka %s command-line tools installed in %s", localkafka.Version, dir)
+	}
+	if _, err := schemathesis.Install(ctx, logf); err != nil {
+		return err
 	}
 	return nil
 }

@@ -12,7 +12,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -127,9 +129,47 @@ func Router(service string, reg Metrics, ready func(context.Context) error, log 
 		Error(w, http.StatusNotFound, "no route for %s %s", req.Method, req.URL.Path)
 	}))
 	r.MethodNotAllowedHandler = in.wrap(unmatched, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", strings.Join(allowed(r, req), ", "))
 		Error(w, http.StatusMethodNotAllowed, "method %s not allowed on %s", req.Method, req.URL.Path)
 	}))
 	return r
+}
+
+// allowed lists the methods r routes req's path for (a 405's Allow). A
+// literal route of the path (/files/register) hides the routes that would
+// take it only as a variable (/files/{filename}).
+func allowed(r *mux.Router, req *http.Request) []string {
+	var literal, any []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		_ = r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+			var match mux.RouteMatch
+			if !route.Match(probe, &match) || match.MatchErr != nil {
+				return nil
+			}
+			if !slices.Contains(any, m) {
+				any = append(any, m)
+			}
+			if t, err := route.GetPathTemplate(); err == nil && !strings.Contains(t, "{") && !slices.Contains(literal, m) {
+				literal = append(literal, m)
+			}
+			return nil
+		})
+	}
+	if len(literal) > 0 {
+		return literal
+	}
+	return any
+}
+
+// ServeOpenAPI serves spec, the service's OpenAPI 3 description, at GET
+// /openapi.json.
+func ServeOpenAPI(r *mux.Router, spec []byte) {
+	r.HandleFunc("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(spec)
+	}).Methods(http.MethodGet)
 }
 
 // instrument is what every request goes through.
@@ -234,12 +274,14 @@ func PathID(r *http.Request, name string) (int64, error) {
 }
 
 // QueryInt reads query parameter name as an integer in [lo, hi], def when
-// absent. The error is fit to be shown to the client.
+// absent (present but empty is an error). The error is fit to be shown to
+// the client.
 func QueryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
-	s := r.URL.Query().Get(name)
-	if s == "" {
+	q := r.URL.Query()
+	if !q.Has(name) {
 		return def, nil
 	}
+	s := q.Get(name)
 	v, err := strconv.Atoi(s)
 	if err != nil || v < lo || v > hi {
 		return 0, fmt.Errorf("%s must be an integer from %d to %d, got %q", name, lo, hi, s)

@@ -89,3 +89,33 @@ func TestLogLevelHeader(t *testing.T) {
 		t.Errorf("X-Log-Level: nonsense changed the level:\n%s", got)
 	}
 }
+
+// TestMethodNotAllowed: a method the router does not serve on a path
+// answers 405 with a JSON error and an Allow header listing the methods it
+// serves there; a path served literally (/things/new) does not list the
+// methods of a route that takes it only as a variable (/things/{id}).
+func TestMethodNotAllowed(t *testing.T) {
+	r := httpapi.Router("test", metrics.New("test", -1), func(context.Context) error { return nil }, slog.New(slog.DiscardHandler))
+	ok := func(w http.ResponseWriter, _ *http.Request) { httpapi.WriteJSON(w, http.StatusOK, map[string]string{}) }
+	r.HandleFunc("/things/new", ok).Methods(http.MethodPost)
+	r.HandleFunc("/things/{id}", ok).Methods(http.MethodGet, http.MethodPut)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	for _, c := range []struct{ method, path, allow string }{
+		{http.MethodOptions, "/things/new", "POST"},
+		{http.MethodDelete, "/things/7", "GET, PUT"},
+		{http.MethodPost, "/metrics", "GET"},
+	} {
+		req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != c.allow || !strings.Contains(string(body), `"error"`) {
+			t.Errorf("%s %s = %d, Allow %q, %s; want 405, Allow %q and a JSON error", c.method, c.path, resp.StatusCode,
+				resp.Header.Get("Allow"), body, c.allow)
+		}
+	}
+}

@@ -90,6 +90,16 @@ var programs = []struct {
 // folder at or above the working directory that holds go.mod. It returns
 // ErrNoModule when there is none.
 func DefaultDir() (string, error) {
+	toolsDir, err := ToolsDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(toolsDir, "kafka-"+Version), nil
+}
+
+// ToolsDir is where the project installs its tools: $SHOPLEDGER_TOOLS_DIR,
+// else .tools at the module's root (git-ignored).
+func ToolsDir() (string, error) {
 	toolsDir := os.Getenv("SHOPLEDGER_TOOLS_DIR")
 	if toolsDir == "" {
 		root, err := moduleRoot()
@@ -98,7 +108,7 @@ func DefaultDir() (string, error) {
 		}
 		toolsDir = filepath.Join(root, ".tools")
 	}
-	return filepath.Abs(filepath.Join(toolsDir, "kafka-"+Version))
+	return filepath.Abs(toolsDir)
 }
 
 // DefaultToolsDir is where InstallTools puts Kafka's command-line tools

@@ -3,6 +3,7 @@ package api
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,11 @@ import (
 	"github.com/shopledger/shopledger/balance/internal/store"
 	"github.com/shopledger/shopledger/internal/httpapi"
 )
+
+// OpenAPI is the API's OpenAPI 3 description, served at /openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
 
 // MaxLimit bounds a page of balances.
 const MaxLimit = 1000
@@ -25,6 +31,7 @@ type api struct {
 func NewHandler(s *store.Store, log *slog.Logger, reg httpapi.Metrics, ready func(context.Context) error) http.Handler {
 	a := &api{store: s, log: log}
 	r := httpapi.Router("balance", reg, ready, log)
+	httpapi.ServeOpenAPI(r, OpenAPI)
 	r.HandleFunc("/api/v1/balances", a.list).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/balances/{user_id}", a.user).Methods(http.MethodGet)
 	return r
@@ -60,9 +67,9 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	sort := r.URL.Query().Get("sort")
-	if sort == "" {
-		sort = "user_id"
+	sort := "user_id"
+	if q := r.URL.Query(); q.Has("sort") {
+		sort = q.Get("sort") // present but empty is refused below
 	}
 	if _, ok := store.Sorts[strings.TrimPrefix(sort, "-")]; !ok {
 		httpapi.Error(w, http.StatusBadRequest, "sort must be one of user_id, balance, credits, debits, tx_count, optionally prefixed with - for descending; got %q", sort)

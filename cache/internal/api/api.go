@@ -3,6 +3,7 @@ package api
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,11 @@ import (
 	"github.com/shopledger/shopledger/cache/internal/store"
 	"github.com/shopledger/shopledger/internal/httpapi"
 )
+
+// OpenAPI is the API's OpenAPI 3 description, served at /openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
 
 type api struct {
 	store *store.Store
@@ -21,6 +27,7 @@ type api struct {
 func NewHandler(s *store.Store, log *slog.Logger, reg httpapi.Metrics, ready func(context.Context) error) http.Handler {
 	a := &api{store: s, log: log}
 	r := httpapi.Router("cache", reg, ready, log)
+	httpapi.ServeOpenAPI(r, OpenAPI)
 	r.HandleFunc("/api/v1/shops/{shop_id}", a.shop).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/shops/{shop_id}/goods/{good_id}", a.good).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/pending", a.pending).Methods(http.MethodGet)

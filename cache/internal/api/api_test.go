@@ -7,13 +7,14 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/gorilla/mux"
 	"github.com/segmentio/kafka-go"
-	"github.com/shopledger/shopledger/internal/metrics"
 
 	"github.com/shopledger/shopledger/cache/internal/store"
 	"github.com/shopledger/shopledger/internal/cdc/cdctest"
 	"github.com/shopledger/shopledger/internal/consume"
 	"github.com/shopledger/shopledger/internal/httpapi/apitest"
+	"github.com/shopledger/shopledger/internal/metrics"
 	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/schema"
 )
@@ -62,4 +63,15 @@ func TestAPI(t *testing.T) {
 		apitest.GET("/api/v1/counters", 200, `"total":{"by_type":`, `"events":7`, `"pending":3`, `"shards":[{"shard":0,`),
 		apitest.GET("/health", 200, `"status":"ok"`),
 	})
+}
+
+// TestOpenAPI: openapi.json describes exactly the routes served, and is
+// served at /openapi.json.
+func TestOpenAPI(t *testing.T) {
+	h := NewHandler(store.New(nil, slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler), metrics.New("cache", -1),
+		func(context.Context) error { return nil })
+	apitest.CheckOpenAPI(t, h.(*mux.Router), OpenAPI)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	apitest.Run(t, srv.URL, []apitest.Case{apitest.GET("/openapi.json", 200, `"openapi":"3.0.3"`)})
 }

@@ -8,6 +8,7 @@ package generator
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,12 @@ import (
 	"github.com/shopledger/shopledger/internal/stage"
 	"github.com/shopledger/shopledger/internal/tracing"
 )
+
+// OpenAPI is the ingest API's OpenAPI 3 description, served at
+// /openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
 
 // Config is what the generator needs.
 type Config struct {
@@ -314,6 +321,10 @@ func (g *Generator) PostHandler(w http.ResponseWriter, r *http.Request) {
 	var raws []json.RawMessage
 	if err := json.Unmarshal(body, &raws); err != nil {
 		raws = []json.RawMessage{body}
+	}
+	if len(raws) == 0 {
+		httpapi.Error(w, http.StatusBadRequest, "no event: post one event object or a non-empty array of them")
+		return
 	}
 	if len(raws) > g.limit() {
 		httpapi.Error(w, http.StatusRequestEntityTooLarge, "%d events in one request; at most %d (min(events_per_batch, max_batch_size)) go into one file",

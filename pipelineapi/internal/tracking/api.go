@@ -1,10 +1,12 @@
 package tracking
 
 import (
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +17,11 @@ import (
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/pipeline"
 )
+
+// OpenAPI is the API's OpenAPI 3 description, served at /openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
 
 // BasePath is where the API lives.
 const BasePath = "/api/v1/pipeline"
@@ -39,6 +46,7 @@ func NewHandler(store *Store, log *slog.Logger, reg httpapi.Metrics) http.Handle
 	}, []string{"stage", "transition", "result"})}
 	reg.MustRegister(a.transitions, newBacklog(store))
 	r := httpapi.Router("pipelineapi", reg, store.Ping, log)
+	httpapi.ServeOpenAPI(r, OpenAPI)
 	// Full paths rather than a subrouter: gorilla/mux answers 404 instead of
 	// 405 for a wrong method on a subrouter's route.
 	r.HandleFunc(BasePath+"/files/register", a.register).Methods(http.MethodPost)
@@ -50,11 +58,27 @@ func NewHandler(store *Store, log *slog.Logger, reg httpapi.Metrics) http.Handle
 	return r
 }
 
+// registerBody is a pipeline.RegisterRequest as sent: a null shard is
+// told from shard 0.
+type registerBody struct {
+	Filename string `json:"filename"`
+	Shards   []*int `json:"shards"`
+	Producer string `json:"producer"`
+}
+
 func (a *API) register(w http.ResponseWriter, r *http.Request) {
-	var req pipeline.RegisterRequest
-	if err := httpapi.DecodeBody(r, &req); err != nil {
+	var body registerBody
+	if err := httpapi.DecodeBody(r, &body); err != nil {
 		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
+	}
+	req := pipeline.RegisterRequest{Filename: body.Filename, Producer: body.Producer}
+	for i, s := range body.Shards {
+		if s == nil {
+			httpapi.Error(w, http.StatusBadRequest, "shards[%d] is null", i)
+			return
+		}
+		req.Shards = append(req.Shards, *s)
 	}
 	if err := pipeline.ValidFilename(req.Filename); err != nil {
 		httpapi.Error(w, http.StatusBadRequest, "%v", err)
@@ -178,17 +202,17 @@ func (a *API) queue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), 100, 1, 10000)
+	limit, err := intParam(q, "limit", 100, 1, 10000)
 	if err != nil {
 		httpapi.Error(w, http.StatusBadRequest, "limit: %v", err)
 		return
 	}
-	offset, err := intParam(q.Get("offset"), 0, 0, 1<<31-1)
+	offset, err := intParam(q, "offset", 0, 0, 1<<31-1)
 	if err != nil {
 		httpapi.Error(w, http.StatusBadRequest, "offset: %v", err)
 		return
 	}
-	shard, err := intParam(q.Get("shard"), -1, 0, MaxShards-1)
+	shard, err := intParam(q, "shard", -1, 0, MaxShards-1)
 	if err != nil {
 		httpapi.Error(w, http.StatusBadRequest, "shard: %v", err)
 		return
@@ -203,6 +227,11 @@ func (a *API) queue(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) file(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["filename"]
+	if name == "register" { // /files/register, which takes POST only
+		w.Header().Set("Allow", http.MethodPost)
+		httpapi.Error(w, http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path)
+		return
+	}
 	if err := pipeline.ValidFilename(name); err != nil {
 		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
@@ -240,11 +269,13 @@ func (a *API) internal(w http.ResponseWriter, r *http.Request, err error) {
 	httpapi.Error(w, http.StatusInternalServerError, "internal error")
 }
 
-// intParam parses an optional integer query parameter within [lo, hi].
-func intParam(s string, def, lo, hi int) (int, error) {
-	if s == "" {
+// intParam parses an optional integer query parameter within [lo, hi]; def
+// when absent (present but empty is an error).
+func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
+	if !q.Has(name) {
 		return def, nil
 	}
+	s := q.Get(name)
 	v, err := strconv.Atoi(s)
 	if err != nil {
 		return 0, errors.New("not an integer: " + strconv.Quote(s))

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gorilla/mux"
+
+	"github.com/shopledger/shopledger/internal/httpapi/apitest"
 	"github.com/shopledger/shopledger/internal/metrics"
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/stacktest"
@@ -194,6 +197,8 @@ func TestPipelineAPI(t *testing.T) {
 			{"POST", "/files/register", map[string]any{"filename": f, "shards": []int{-1}}, 400},
 			{"POST", "/files/register", map[string]any{"filename": f, "shards": []int{1, 1}}, 400},
 			{"POST", "/files/register", `{"filename":"20251015174140","shards":"0"}`, 400},
+			// Found by schemathesis: a null shard was registered as shard 0.
+			{"POST", "/files/register", `{"filename":"20251015174140","shards":[null]}`, 400},
 			{"POST", "/stages/event-ingest/done", map[string]any{"filename": "20990101000000"}, 404},
 			{"POST", "/stages/event-ingest/done", `{}`, 400},
 			{"POST", "/stages/shard-worker/start", map[string]any{"filename": f}, 400},
@@ -205,6 +210,11 @@ func TestPipelineAPI(t *testing.T) {
 			{"GET", "/queues/bogus", nil, 400},
 			{"GET", "/queues/shard-worker?limit=0", nil, 400},
 			{"GET", "/queues/shard-worker?limit=x", nil, 400},
+			// Found by schemathesis: a parameter given empty was taken as
+			// absent, and GET /files/register answered 400, not 405.
+			{"GET", "/queues/shard-worker?limit=", nil, 400},
+			{"GET", "/queues/shard-worker?shard=", nil, 400},
+			{"GET", "/files/register", nil, 405},
 			{"GET", "/queues/shard-worker?offset=-1", nil, 400},
 			{"GET", "/files/20990101000000", nil, 404},
 			{"GET", "/files/nope", nil, 400},
@@ -360,4 +370,14 @@ func TestClientRetriesAndClassifies(t *testing.T) {
 	if _, err := c.File(ctx, "20990101000000"); !errors.Is(err, pipeline.ErrNotFound) {
 		t.Errorf("File(unknown) err = %v, want ErrNotFound", err)
 	}
+}
+
+// TestOpenAPI: openapi.json describes exactly the routes served, and is
+// served at /openapi.json.
+func TestOpenAPI(t *testing.T) {
+	h := NewHandler(NewStore(nil), slog.New(slog.DiscardHandler), metrics.New("pipelineapi", -1))
+	apitest.CheckOpenAPI(t, h.(*mux.Router), OpenAPI)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	apitest.Run(t, srv.URL, []apitest.Case{apitest.GET("/openapi.json", 200, `"openapi":"3.0.3"`, `"/api/v1/pipeline/files/register"`)})
 }
