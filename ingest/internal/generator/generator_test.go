@@ -164,7 +164,7 @@ func TestPostedEventsGoIntoTheNextFile(t *testing.T) {
 		`{"event_type":4,"payload":{"shop_id":9},"ts":"2025-10-15 17:41:40.000"}`: 400,
 		`{"event_type":`: 400,
 		"[" + strings.Repeat(good+",", 5) + good + "]": 413,
-		`[]`: 400, // found by schemathesis: an empty list was "accepted", 0 events
+		`[]`:    400, // found by schemathesis: an empty list was "accepted", 0 events
 		` [ ] `: 400,
 	} {
 		if code := post(body); code != want {
