@@ -187,7 +187,9 @@ func (c *Consumer[C]) Run(ctx context.Context) error {
 	wait := retry.Default()
 	for b := range next {
 		start := time.Now()
-		res, err := c.apply(ctx, b, wait)
+		bctx, traced := c.traceBatch(ctx, b)
+		res, err := c.apply(bctx, b, wait)
+		traced(res, err)
 		if err != nil {
 			break // ctx ended
 		}

@@ -7,13 +7,19 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/logging"
 	"github.com/shopledger/shopledger/internal/metrics"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 // syncBuffer is a log sink the server's goroutines share.
@@ -117,5 +123,51 @@ func TestMethodNotAllowed(t *testing.T) {
 			t.Errorf("%s %s = %d, Allow %q, %s; want 405, Allow %q and a JSON error", c.method, c.path, resp.StatusCode,
 				resp.Header.Get("Allow"), body, c.allow)
 		}
+	}
+}
+
+// TestRequestSpan: with tracing on, a request gets a server span named by
+// its route template, a child of the caller's span whose traceparent it
+// carried, with its status code; with tracing off, none.
+func TestRequestSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	stop := tracing.Use(rec, 1, "test")
+	r := httpapi.Router("test", metrics.New("test", -1), func(context.Context) error { return nil }, slog.New(slog.DiscardHandler))
+	r.HandleFunc("/api/v1/things/{id}", func(w http.ResponseWriter, _ *http.Request) {
+		httpapi.Error(w, http.StatusNotFound, "no thing")
+	}).Methods(http.MethodGet)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	get := func(ctx context.Context) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/v1/things/7", nil)
+		tracing.Inject(ctx, req.Header)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	ctx, caller := tracing.Tracer().Start(context.Background(), "caller")
+	get(ctx)
+	caller.End()
+	stop(context.Background())
+	get(context.Background())
+
+	var spans []string
+	for _, s := range rec.Ended() {
+		spans = append(spans, s.Name())
+		if s.Name() != "GET /api/v1/things/{id}" {
+			continue
+		}
+		if s.Parent().SpanID() != caller.SpanContext().SpanID() || !s.Parent().IsRemote() || s.SpanKind() != trace.SpanKindServer {
+			t.Errorf("request span: parent %v (remote %v), kind %v; want the caller's span %v, remote, server", s.Parent().SpanID(),
+				s.Parent().IsRemote(), s.SpanKind(), caller.SpanContext().SpanID())
+		}
+		if !slices.Contains(s.Attributes(), attribute.Int("http.response.status_code", 404)) {
+			t.Errorf("request span attributes %v lack the status code 404", s.Attributes())
+		}
+	}
+	if want := []string{"GET /api/v1/things/{id}", "caller"}; !slices.Equal(spans, want) {
+		t.Errorf("spans ended %v, want %v (none once tracing is off)", spans, want)
 	}
 }

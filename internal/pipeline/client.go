@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/internal/retry"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 // ErrConflict is returned when the API refused a transition (HTTP 409): the
@@ -164,6 +165,7 @@ func (c *Client) once(ctx context.Context, method, path string, payload []byte, 
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	tracing.Inject(ctx, req.Header) // the caller's span: the API keeps it with the rows
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return ctx.Err() == nil, fmt.Errorf("%s %s: %w", method, path, err)

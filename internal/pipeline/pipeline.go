@@ -117,11 +117,14 @@ type TaskResponse struct {
 	Owner    string `json:"owner,omitempty"`
 }
 
-// QueueItem is one (file, shard) ready for a stage.
+// QueueItem is one (file, shard) ready for a stage. TraceParent (an
+// extension) is the trace the stage continues: the W3C traceparent of the
+// stage that handed the row on, when it traced.
 type QueueItem struct {
-	Filename  string    `json:"filename"`
-	Shard     int       `json:"shard"`
-	CreatedAt time.Time `json:"created_at"`
+	Filename    string    `json:"filename"`
+	Shard       int       `json:"shard"`
+	CreatedAt   time.Time `json:"created_at"`
+	TraceParent string    `json:"traceparent,omitempty"`
 }
 
 // QueueResponse answers GET /queues/{stage}.
@@ -131,7 +134,8 @@ type QueueResponse struct {
 }
 
 // ShardStatus is one shard row of a file. Owner and StartedAt (extensions)
-// say who started its current stage and when.
+// say who started its current stage and when, TraceParent the trace its
+// next stage continues.
 type ShardStatus struct {
 	Shard               int        `json:"shard"`
 	EventIngestStatus   Status     `json:"event_ingest_status"`
@@ -141,6 +145,7 @@ type ShardStatus struct {
 	UpdatedAt           time.Time  `json:"updated_at"`
 	Owner               string     `json:"owner,omitempty"`
 	StartedAt           *time.Time `json:"started_at,omitempty"`
+	TraceParent         string     `json:"traceparent,omitempty"`
 }
 
 // Status returns the status of stage in this row.

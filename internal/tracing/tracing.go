@@ -4,16 +4,15 @@
 // events file from ingest to the balance update: every stage continues
 // the trace of the file it works on (the pipeline API keeps each
 // (file, shard) row's trace context, handed over with the W3C traceparent
-// header of the API calls), the mysql-sender's transactions carry it in a
-// SQL comment (sqlcommenter's format) that the cdc-producer reads from the
-// binlog, and every change message carries it in a traceparent header.
+// header of the API calls), each mysql-sender transaction records it in a
+// row (ContextTable) that the cdc-producer reads from the binlog, and every
+// change message carries it in a traceparent header.
 //
 // With tracing off, Start returns the context unchanged and a no-op span
 // without allocating, so hot paths pay a branch.
 package tracing
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -36,8 +35,8 @@ import (
 // Config is the [tracing] section every component has.
 type Config struct {
 	// Endpoint is the OTLP/HTTP collector's base URL, e.g.
-	// http://127.0.0.1:4318 (spans go to <endpoint>/v1/traces); empty
-	// turns tracing off.
+	// http://127.0.0.1:4318 (spans go to <endpoint>/v1/traces), or the
+	// full URL of its traces path; empty turns tracing off.
 	Endpoint string `mapstructure:"endpoint"`
 	// SampleRatio is the share of new traces recorded, 0..1; a span whose
 	// trace began elsewhere follows its parent's decision.
@@ -83,7 +82,14 @@ func Setup(ctx context.Context, c Config, service string, attrs ...attribute.Key
 	if c.Endpoint == "" {
 		return func() {}, nil
 	}
-	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(c.Endpoint), otlptracehttp.WithTimeout(5*time.Second))
+	u, err := url.Parse(c.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("tracing.endpoint %q: %w", c.Endpoint, err)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/v1/traces" // a collector's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT
+	}
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(u.String()), otlptracehttp.WithTimeout(5*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("tracing exporter %s: %w", c.Endpoint, err)
 	}
@@ -95,8 +101,8 @@ func Setup(ctx context.Context, c Config, service string, attrs ...attribute.Key
 	}, nil
 }
 
-// Shard is the resource attribute naming the shard of a per-shard
-// process.
+// Shard is the attribute naming the shard of a per-shard process (a
+// resource attribute) or of the work a span does.
 func Shard(i int) attribute.KeyValue { return attribute.Int("shopledger.shard", i) }
 
 // Use turns tracing on with span processor p (tests pass a
@@ -190,30 +196,13 @@ func Extract(ctx context.Context, h http.Header) context.Context {
 	return otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(h))
 }
 
-// SQLComment is sqlcommenter's comment carrying ctx's trace context,
-// " /*traceparent='…'*/", to append to a statement; "" without one.
-func SQLComment(ctx context.Context) string {
-	tp := TraceParent(ctx)
-	if tp == "" {
-		return ""
-	}
-	return " /*traceparent='" + tp + "'*/"
-}
-
-// FromSQL finds the traceparent of a sqlcommenter comment in a
-// statement's text (the last one), or "".
-func FromSQL(query []byte) string {
-	const key = "traceparent='"
-	i := bytes.LastIndex(query, []byte(key))
-	if i < 0 || len(query) < i+len(key)+55 {
-		return ""
-	}
-	tp := string(query[i+len(key) : i+len(key)+55])
-	if !Parse(tp).IsValid() {
-		return ""
-	}
-	return tp
-}
+// ContextTable and ContextColumn are where a shard worker's transaction
+// records its trace context: the row of file_progress it writes first
+// (shard migration 0004), which the cdc-producer reads in the binlog.
+const (
+	ContextTable  = "file_progress"
+	ContextColumn = "trace_parent"
+)
 
 // End ends span, marking it failed with err when err is not nil.
 func End(span trace.Span, err error) {

@@ -89,6 +89,7 @@ type Capture struct {
 
 	mu    sync.Mutex
 	saved Checkpoint // the last checkpoint Kafka has
+	spans pendingSpans
 }
 
 // New returns a capture publishing through brokers.
@@ -317,15 +318,17 @@ func (c *Capture) stream(ctx context.Context, cp Checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("%w: checkpoint GTID %q: %v", ErrFatal, cp.GTID, err)
 	}
-	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+	scfg := replication.BinlogSyncerConfig{
 		ServerID: c.cfg.ServerID, Flavor: cp.Flavor, Host: host, Port: uint16(port), User: c.cfg.User, Password: c.cfg.Password,
 		HeartbeatPeriod: time.Second, ReadTimeout: 10 * time.Second, TimestampStringLocation: time.UTC,
 		MaxReconnectAttempts: 3, Logger: slog.New(slog.DiscardHandler),
 		// Decoded events read ahead of the capture: the default of 10,240
 		// costs hundreds of MiB in a large transaction.
 		EventCacheCount: 256,
-	})
+	}
+	syncer := replication.NewBinlogSyncer(scfg)
 	defer syncer.Close()
+	defer c.spans.abandon()
 	st, err := syncer.StartSyncGTID(gset)
 	if err != nil {
 		return fmt.Errorf("start binlog dump at %s: %w", cp.GTID, err)
@@ -382,6 +385,7 @@ type txn struct {
 	pending []kafka.Message
 	// outboxTopics are the outbox topics ensured on this connection.
 	outboxTopics map[string]bool
+	tr           txTrace
 }
 
 func (t *txn) handle(ctx context.Context, ev *replication.BinlogEvent) error {
@@ -397,7 +401,7 @@ func (t *txn) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 		}
 	case *replication.TableMapEvent:
 		_, ok := t.c.cfg.Tables[string(e.Table)]
-		ok = ok || t.c.cfg.Outbox.Table != "" && string(e.Table) == t.c.cfg.Outbox.Table
+		ok = ok || t.c.cfg.Outbox.Table != "" && string(e.Table) == t.c.cfg.Outbox.Table || t.traceTable(e)
 		if ok && string(e.Schema) == t.c.cfg.Database {
 			cols, err := columnsOf(e)
 			if err != nil {
@@ -409,6 +413,9 @@ func (t *txn) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 		cols := t.tables[e.TableID]
 		if cols == nil {
 			return nil // a table not captured
+		}
+		if t.traceRows(ctx, e, cols) {
+			return nil
 		}
 		var err error
 		if string(e.Table.Table) == t.c.cfg.Outbox.Table {
@@ -480,10 +487,11 @@ func (t *txn) rows(h *replication.EventHeader, e *replication.RowsEvent, cols *c
 		if row == nil {
 			row = before
 		}
-		t.pending = append(t.pending, kafka.Message{Topic: topic, Key: cols.appendKey(nil, key, row), Value: v})
+		t.pending = append(t.pending, kafka.Message{Topic: topic, Key: cols.appendKey(nil, key, row), Value: v, Headers: t.tr.headers})
 		t.c.metrics.bytes.Add(float64(len(v)))
 	}
 	t.c.metrics.rows.WithLabelValues(table, op).Add(float64(len(e.Rows) / step))
+	t.tr.rows += len(e.Rows) / step
 	t.c.metrics.read(h.Timestamp)
 	return nil
 }
@@ -581,6 +589,7 @@ func (t *txn) commit(ctx context.Context, h *replication.EventHeader, gset mysql
 		cp.GTID = gset.String()
 	}
 	t.cp = cp
+	t.committed(cp)
 	t.c.log.Debug("transaction end", "gtid", cp.GTID, "file", cp.File, "pos", cp.Pos)
 	return t.pub.send(ctx, item{cp: &cp})
 }
@@ -664,6 +673,7 @@ func (c *Capture) checkpointed(cp Checkpoint) {
 	c.saved = cp
 	c.mu.Unlock()
 	c.metrics.checkpoint(cp)
+	c.spans.acknowledged(cp)
 }
 
 // drainTimeout bounds how long a stopping capture waits for Kafka to take

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shopledger/shopledger/internal/httpapi"
 	"github.com/shopledger/shopledger/internal/pipeline"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 // OpenAPI is the API's OpenAPI 3 description, served at /openapi.json.
@@ -104,7 +105,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, http.StatusBadRequest, "producer longer than 128 bytes")
 		return
 	}
-	n, err := a.store.Register(r.Context(), req.Filename, req.Shards, req.Producer)
+	n, err := a.store.Register(r.Context(), req.Filename, req.Shards, req.Producer, tracing.FromHeader(r.Header))
 	if err != nil {
 		a.storeError(w, r, err)
 		return
@@ -122,7 +123,7 @@ func (a *API) ingestDone(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	n, err := a.store.IngestDone(r.Context(), req.Filename)
+	n, err := a.store.IngestDone(r.Context(), req.Filename, tracing.FromHeader(r.Header))
 	if err != nil {
 		a.storeError(w, r, err)
 		return
@@ -175,7 +176,7 @@ func (a *API) transition(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, http.StatusBadRequest, "owner longer than 128 bytes")
 		return
 	}
-	status, err := a.store.Transition(r.Context(), req.Filename, *req.Shard, stage, transition, req.Owner)
+	status, err := a.store.Transition(r.Context(), req.Filename, *req.Shard, stage, transition, req.Owner, tracing.FromHeader(r.Header))
 	result := "ok"
 	switch {
 	case errors.Is(err, ErrIllegal):

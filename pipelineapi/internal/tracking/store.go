@@ -64,7 +64,9 @@ var rules = map[pipeline.Transition]rule{
 // returns how many rows it created; rows that exist are left alone. A stem
 // another producer registered is refused with ErrIllegal: its file would
 // overwrite the other's.
-func (s *Store) Register(ctx context.Context, filename string, shards []int, producer string) (int, error) {
+//
+// traceparent, when not empty, is the trace the file's stages continue.
+func (s *Store) Register(ctx context.Context, filename string, shards []int, producer, traceparent string) (int, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -82,10 +84,10 @@ func (s *Store) Register(ctx context.Context, filename string, shards []int, pro
 		return 0, fmt.Errorf("%w: file %s is already registered by producer %q, not %q: two writers used the same second; "+
 			"its events file must not be overwritten, register the next second instead", ErrIllegal, filename, other.String, producer)
 	}
-	ins := sqldb.Bulk{Head: "INSERT INTO pipeline_tracking (filename, shard, event_ingest_status, producer) VALUES ",
-		Tail: " ON DUPLICATE KEY UPDATE id = id", Cols: 4}
+	ins := sqldb.Bulk{Head: "INSERT INTO pipeline_tracking (filename, shard, event_ingest_status, producer, trace_parent) VALUES ",
+		Tail: " ON DUPLICATE KEY UPDATE id = id", Cols: 5}
 	for _, sh := range shards {
-		ins.Add(filename, sh, pipeline.StatusStarted, producer)
+		ins.Add(filename, sh, pipeline.StatusStarted, producer, nullIfEmpty(traceparent))
 	}
 	n, err := ins.ExecCount(ctx, tx)
 	if err != nil {
@@ -96,8 +98,9 @@ func (s *Store) Register(ctx context.Context, filename string, shards []int, pro
 
 // IngestDone marks event_ingest done on every shard row of filename and
 // returns how many rows changed. Rows already done stay done; a failed row
-// is refused with ErrIllegal.
-func (s *Store) IngestDone(ctx context.Context, filename string) (int, error) {
+// is refused with ErrIllegal. traceparent, when not empty, becomes the
+// trace the next stage continues.
+func (s *Store) IngestDone(ctx context.Context, filename, traceparent string) (int, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -126,7 +129,8 @@ func (s *Store) IngestDone(ctx context.Context, filename string) (int, error) {
 	if len(bad) > 0 {
 		return 0, fmt.Errorf("%w: event-ingest cannot be done: %s", ErrIllegal, strings.Join(bad, ", "))
 	}
-	res, err := tx.ExecContext(ctx, "UPDATE pipeline_tracking SET event_ingest_status = 'done' WHERE filename = ? AND event_ingest_status = 'started'", filename)
+	res, err := tx.ExecContext(ctx, "UPDATE pipeline_tracking SET event_ingest_status = 'done', trace_parent = COALESCE(?, trace_parent) "+
+		"WHERE filename = ? AND event_ingest_status = 'started'", nullIfEmpty(traceparent), filename)
 	if err != nil {
 		return 0, err
 	}
@@ -135,14 +139,16 @@ func (s *Store) IngestDone(ctx context.Context, filename string) (int, error) {
 }
 
 // Transition applies transition to stage of (filename, shard) on behalf of
-// owner ("" for an anonymous client) and returns the new status.
+// owner ("" for an anonymous client) and returns the new status. A done
+// with a traceparent makes it the trace the next stage continues.
 //
 // The change is one conditional UPDATE, so of several concurrent callers
 // exactly one moves a row out of a given status: two workers never both
 // start the same task. A start by the owner that already started the task
 // succeeds again (its first answer may have been lost); a done or fail of
 // a task another owner started is refused.
-func (s *Store) Transition(ctx context.Context, filename string, shard int, stage pipeline.Stage, transition pipeline.Transition, owner string) (pipeline.Status, error) {
+func (s *Store) Transition(ctx context.Context, filename string, shard int, stage pipeline.Stage, transition pipeline.Transition, owner,
+	traceparent string) (pipeline.Status, error) {
 	col, r := stageColumn[stage], rules[transition]
 	set := col + " = ?"
 	args := []any{r.to}
@@ -152,6 +158,9 @@ func (s *Store) Transition(ctx context.Context, filename string, shard int, stag
 		args = append(args, owner)
 	case pipeline.TransitionRetry:
 		set += ", owner = NULL, started_at = NULL"
+	case pipeline.TransitionDone:
+		set += ", trace_parent = COALESCE(?, trace_parent)"
+		args = append(args, nullIfEmpty(traceparent))
 	}
 	q := "UPDATE pipeline_tracking SET " + set + " WHERE filename = ? AND shard = ? AND " + col + " IN (" + placeholders(len(r.from)) + ")"
 	args = append(args, filename, shard)
@@ -218,11 +227,11 @@ func (s *Store) refused(ctx context.Context, filename string, shard int, stage p
 // or, with startedBy set, the items of stage that owner started and has not
 // finished. shard < 0 means every shard.
 func (s *Store) Queue(ctx context.Context, stage pipeline.Stage, shard int, startedBy string, limit, offset int) ([]pipeline.QueueItem, error) {
-	q := "SELECT filename, shard, created_at FROM pipeline_tracking WHERE " + stageColumn[stage] + " = 'new' AND " +
+	q := "SELECT filename, shard, created_at, trace_parent FROM pipeline_tracking WHERE " + stageColumn[stage] + " = 'new' AND " +
 		stageColumn[previous[stage]] + " = 'done'"
 	args := []any{}
 	if startedBy != "" {
-		q = "SELECT filename, shard, created_at FROM pipeline_tracking WHERE " + stageColumn[stage] + " = 'started' AND owner = ?"
+		q = "SELECT filename, shard, created_at, trace_parent FROM pipeline_tracking WHERE " + stageColumn[stage] + " = 'started' AND owner = ?"
 		args = append(args, startedBy)
 	}
 	if shard >= 0 {
@@ -234,7 +243,9 @@ func (s *Store) Queue(ctx context.Context, stage pipeline.Stage, shard int, star
 	items := []pipeline.QueueItem{}
 	err := sqldb.Each(ctx, s.db, q, func(r *sql.Rows) error {
 		var it pipeline.QueueItem
-		err := r.Scan(&it.Filename, &it.Shard, &it.CreatedAt)
+		var tp sql.NullString
+		err := r.Scan(&it.Filename, &it.Shard, &it.CreatedAt, &tp)
+		it.TraceParent = tp.String
 		items = append(items, it)
 		return err
 	}, args...)
@@ -249,15 +260,15 @@ func (s *Store) Queue(ctx context.Context, stage pipeline.Stage, shard int, star
 func (s *Store) File(ctx context.Context, filename string) (pipeline.FileResponse, error) {
 	out := pipeline.FileResponse{Filename: filename}
 	err := sqldb.Each(ctx, s.db, `SELECT shard, event_ingest_status, shard_splitter_status, shard_worker_status,
-		mysql_sender_status, updated_at, owner, started_at, producer FROM pipeline_tracking WHERE filename = ? ORDER BY shard`, func(r *sql.Rows) error {
+		mysql_sender_status, updated_at, owner, started_at, producer, trace_parent FROM pipeline_tracking WHERE filename = ? ORDER BY shard`, func(r *sql.Rows) error {
 		var st pipeline.ShardStatus
-		var owner sql.NullString
+		var owner, tp sql.NullString
 		var started sql.NullTime
 		if err := r.Scan(&st.Shard, &st.EventIngestStatus, &st.ShardSplitterStatus, &st.ShardWorkerStatus, &st.MySQLSenderStatus,
-			&st.UpdatedAt, &owner, &started, &out.Producer); err != nil {
+			&st.UpdatedAt, &owner, &started, &out.Producer, &tp); err != nil {
 			return err
 		}
-		st.Owner = owner.String
+		st.Owner, st.TraceParent = owner.String, tp.String
 		if started.Valid {
 			st.StartedAt = &started.Time
 		}
@@ -325,4 +336,11 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -20,10 +20,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/spool"
 	"github.com/shopledger/shopledger/internal/stage"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 // Config is what the splitter needs besides its connections.
@@ -89,7 +91,7 @@ func (s *Splitter) Step(ctx context.Context) (bool, error) {
 	}
 	if file, shards := oldest(items); file != "" {
 		s.log.Info("resuming split", "file", file, "shards", shards)
-		return true, s.split(ctx, file, shards)
+		return true, s.traced(ctx, file, items[0].TraceParent, func(ctx context.Context) error { return s.split(ctx, file, shards) })
 	}
 	items, err = s.claims.API.Queue(ctx, pipeline.StageShardSplitter, -1, 100)
 	if err != nil {
@@ -99,20 +101,32 @@ func (s *Splitter) Step(ctx context.Context) (bool, error) {
 	if file == "" {
 		return s.releaseDue(ctx)
 	}
-	var shards []int
-	for _, sh := range candidates {
-		ok, err := s.claims.Claim(ctx, pipeline.StageShardSplitter, file, sh)
-		if err != nil {
-			return false, err
+	return true, s.traced(ctx, file, items[0].TraceParent, func(ctx context.Context) error {
+		var shards []int
+		for _, sh := range candidates {
+			ok, err := s.claims.Claim(ctx, pipeline.StageShardSplitter, file, sh)
+			if err != nil {
+				return err
+			}
+			if ok {
+				shards = append(shards, sh)
+			}
 		}
-		if ok {
-			shards = append(shards, sh)
+		if len(shards) == 0 {
+			return nil
 		}
-	}
-	if len(shards) == 0 {
-		return true, nil
-	}
-	return true, s.split(ctx, file, shards)
+		return s.split(ctx, file, shards)
+	})
+}
+
+// traced runs do under a span continuing the file's trace (traceparent,
+// from the pipeline API): its claims and dones carry the span's context,
+// which the API hands to the workers.
+func (s *Splitter) traced(ctx context.Context, file, traceparent string, do func(context.Context) error) error {
+	ctx, span := tracing.Start(ctx, string(pipeline.StageShardSplitter), traceparent, trace.WithAttributes(tracing.File(file)))
+	err := do(ctx)
+	tracing.End(span, err)
+	return err
 }
 
 // oldest returns the first item's file and the shards it has among items.

@@ -22,6 +22,7 @@ import (
 	"github.com/shopledger/shopledger/internal/event"
 	"github.com/shopledger/shopledger/internal/money"
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/tracing"
 )
 
 // Config holds the rules' parameters.
@@ -106,6 +107,13 @@ func (l *Ledger) Apply(ctx context.Context, evs []event.Prepared, p Progress) (S
 		return Stats{}, err
 	}
 	defer tx.Rollback()
+	// The progress first: under a trace, its statement carries the trace
+	// context to the cdc-producer ahead of every row of the transaction.
+	if p.File != "" {
+		if err := l.progress(ctx, tx, p); err != nil {
+			return Stats{}, fmt.Errorf("record progress: %w", err)
+		}
+	}
 	s := newState(l.cfg, l.now().UTC())
 	if err := s.load(ctx, tx, evs); err != nil {
 		return Stats{}, fmt.Errorf("load state: %w", err)
@@ -115,12 +123,6 @@ func (l *Ledger) Apply(ctx context.Context, evs []event.Prepared, p Progress) (S
 	}
 	if err := s.write(ctx, tx); err != nil {
 		return Stats{}, fmt.Errorf("write: %w", err)
-	}
-	if p.File != "" {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO file_progress (filename, applied_lines) VALUES (?, ?)
-			ON DUPLICATE KEY UPDATE applied_lines = VALUES(applied_lines)`, p.File, p.Lines); err != nil {
-			return Stats{}, fmt.Errorf("record progress: %w", err)
-		}
 	}
 	if err := tx.Commit(); err != nil {
 		return Stats{}, err
@@ -176,4 +178,18 @@ func (l *Ledger) ExpirePending(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("expire pending returns: %w", err)
 	}
 	return int(n), tx.Commit()
+}
+
+// progress records in tx how many lines of p's file are applied, with the
+// trace context of ctx's span (NULL without one): the cdc-producer reads it
+// from the binlog, first of the transaction, and continues the trace.
+func (l *Ledger) progress(ctx context.Context, tx *sql.Tx, p Progress) error {
+	var tp any
+	if s := tracing.TraceParent(ctx); s != "" {
+		tp = s
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO "+tracing.ContextTable+" (filename, applied_lines, "+tracing.ContextColumn+`) VALUES (?, ?, ?)
+		ON DUPLICATE KEY UPDATE applied_lines = VALUES(applied_lines), `+tracing.ContextColumn+" = VALUES("+tracing.ContextColumn+")",
+		p.File, p.Lines, tp)
+	return err
 }

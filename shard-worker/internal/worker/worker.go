@@ -18,11 +18,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopledger/shopledger/internal/event"
 	"github.com/shopledger/shopledger/internal/pipeline"
 	"github.com/shopledger/shopledger/internal/spool"
 	"github.com/shopledger/shopledger/internal/stage"
+	"github.com/shopledger/shopledger/internal/tracing"
 	"github.com/shopledger/shopledger/shard-worker/internal/ledger"
 )
 
@@ -80,7 +83,7 @@ func (w *Worker) Step(ctx context.Context) (bool, error) {
 		}
 		if len(items) > 0 {
 			w.log.Info("resuming task", "stage", st, "file", items[0].Filename)
-			return true, w.run(ctx, st, items[0].Filename)
+			return true, w.run(ctx, st, items[0])
 		}
 	}
 	for _, st := range stages {
@@ -91,12 +94,11 @@ func (w *Worker) Step(ctx context.Context) (bool, error) {
 		if len(items) == 0 {
 			continue
 		}
-		file := items[0].Filename
-		ok, err := w.claims.Claim(ctx, st, file, w.cfg.Shard)
+		ok, err := w.claims.Claim(ctx, st, items[0].Filename, w.cfg.Shard)
 		if err != nil || !ok {
 			return ok, err
 		}
-		return true, w.run(ctx, st, file)
+		return true, w.run(ctx, st, items[0])
 	}
 	n, err := w.ledger.ExpirePending(ctx)
 	if err != nil {
@@ -109,10 +111,14 @@ func (w *Worker) Step(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// run performs a claimed task and reports its end to the API.
-func (w *Worker) run(ctx context.Context, st pipeline.Stage, file string) error {
+// run performs a claimed task and reports its end to the API, under a
+// span continuing the file's trace (the API hands the next stage this
+// span's context with the done).
+func (w *Worker) run(ctx context.Context, st pipeline.Stage, item pipeline.QueueItem) (err error) {
 	start := time.Now()
-	var err error
+	file := item.Filename
+	ctx, span := tracing.Start(ctx, string(st), item.TraceParent, trace.WithAttributes(tracing.File(file), tracing.Shard(w.cfg.Shard)))
+	defer func() { tracing.End(span, err) }()
 	switch st {
 	case pipeline.StageShardWorker:
 		err = w.prepare(file)
@@ -198,7 +204,9 @@ func (w *Worker) send(ctx context.Context, file string) error {
 			return nil
 		}
 		t := time.Now()
-		st, err := w.ledger.Apply(ctx, batch, ledger.Progress{File: file, Lines: n})
+		bctx, span := tracing.Start(ctx, "mysql-sender batch", "", trace.WithAttributes(attribute.Int("shopledger.lines", len(batch))))
+		st, err := w.ledger.Apply(bctx, batch, ledger.Progress{File: file, Lines: n})
+		tracing.End(span, err)
 		if err != nil {
 			return err
 		}

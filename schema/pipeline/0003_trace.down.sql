@@ -1,0 +1,1 @@
+ALTER TABLE pipeline_tracking DROP COLUMN trace_parent;

@@ -1,0 +1,1 @@
+ALTER TABLE file_progress DROP COLUMN trace_parent;
