@@ -46,10 +46,10 @@ func TestTraceFollowsAFile(t *testing.T) {
 
 // span is a span the receiver got.
 type span struct {
-	service, name   string
+	service, name     string
 	trace, id, parent string
-	links           []string // span ids
-	attrs           map[string]string
+	links             []string // span ids
+	attrs             map[string]string
 }
 
 type otlpReceiver struct {
