@@ -172,9 +172,9 @@ func (s *scraper) once(ctx context.Context) {
 			continue
 		}
 		// A counter not exported yet (no row published) is at 0.
-		v, _ := sum(ss, "shopledger_cdc_rows_total", nil)
+		v, _ := sum(ss, "cdc_rows_total", nil)
 		counters[fmt.Sprintf("cdc%d", i)] = v
-		if v, ok := largest(ss, "shopledger_cdc_lag_seconds"); ok {
+		if v, ok := largest(ss, "cdc_lag_seconds"); ok {
 			g.cdcLag = max(v, nanTo(g.cdcLag, v))
 		}
 	}
@@ -187,8 +187,8 @@ func (s *scraper) once(ctx context.Context) {
 			s.fail(c.name+" /metrics", err)
 			continue
 		}
-		counters[c.name], _ = sum(ss, "shopledger_consumer_changes_total", map[string]string{"result": "applied"})
-		if v, ok := sum(ss, "shopledger_consumer_lag_messages", nil); ok {
+		counters[c.name], _ = sum(ss, "consumer_changes_total", map[string]string{"result": "applied"})
+		if v, ok := sum(ss, "consumer_lag_messages", nil); ok {
 			*c.lag = v
 		}
 	}
