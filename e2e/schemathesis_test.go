@@ -48,6 +48,10 @@ func TestSchemathesis(t *testing.T) {
 			}
 			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 			t.Logf("%s: %s (%s)", name, lines[len(lines)-1], time.Since(start).Round(time.Second))
+			if _, warnings, ok := strings.Cut(string(out), "WARNINGS"); ok {
+				warnings, _, _ = strings.Cut(warnings, "SUMMARY")
+				t.Logf("%s: warnings:%s", name, warnings)
+			}
 		})
 	}
 }
