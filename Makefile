@@ -10,8 +10,9 @@ CMDS    := ./pipelineapi ./ingest ./shard-splitter ./shard-worker ./cdc-producer
 build:
 	$(GO) build -o $(BIN)/ $(CMDS)
 
-## tools: install what run and test need that is missing: MariaDB, Java, Maven and
-## docker-compose with apt (as root), Apache Kafka (pinned) with Maven into .tools/
+## tools: install what run and test need that is missing: MariaDB, Java, Maven,
+## docker-compose, Prometheus and python3-venv with apt (as root), Apache Kafka
+## (pinned) with Maven and Schemathesis (pinned) with pip into .tools/
 tools: build
 	./$(BIN)/stack tools
 
