@@ -234,6 +234,9 @@ func (i *Instance) Stop() error {
 	}
 }
 
+// PID is the server's process id.
+func (i *Instance) PID() int { return i.cmd.Process.Pid }
+
 // Done is closed when the server process has exited.
 func (i *Instance) Done() <-chan struct{} { return i.exited }
 
