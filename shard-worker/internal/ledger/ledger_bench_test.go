@@ -122,7 +122,9 @@ func benchmarkApply(b *testing.B, size int) {
 					return err
 				}, evs)
 			},
-			func() { measure(b, inst, root, len(evs), size, &limit, func(batch []event.Prepared, _ int) error { return insertEvents(ctx, lim, batch) }, evs) },
+			func() {
+				measure(b, inst, root, len(evs), size, &limit, func(batch []event.Prepared, _ int) error { return insertEvents(ctx, lim, batch) }, evs)
+			},
 		}
 		if i%2 == 1 {
 			sides[0], sides[1] = sides[1], sides[0]
