@@ -3,14 +3,19 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/shopledger/shopledger/internal/eventgen"
 	"github.com/shopledger/shopledger/internal/pipeline"
+	"github.com/shopledger/shopledger/internal/stacktest"
 )
 
 // BenchmarkPipeline measures a 100,000-event file from ingest done to
@@ -19,12 +24,38 @@ import (
 // over the time from the shard's split being done to its mysql-sender done)
 // and, for the whole file, the end-to-end rate including the split.
 //
+// Where the time goes, per event of the file: the CPU of each shard's
+// MariaDB (srv-ns/event/shardN), of each worker process
+// (worker-ns/event/shardN), of the splitter and of the control server
+// (splitter_db and pipeline_db), and the binlog bytes each shard wrote.
+// There is no single limit for the whole pipeline: the two workers, two
+// shard servers, the splitter and the control server share the machine's
+// cores, so their CPU per event is the budget to read.
+//
+// With SHOPLEDGER_BENCH_PROFILE=dir, the components serve pprof and the
+// benchmark writes into dir a CPU profile of the splitter and of each
+// worker over the big file (SHOPLEDGER_BENCH_PROFILE_SECONDS, default 20,
+// from the file's ingest-done on) and their allocation profiles after it.
+//
 //	make bench-pipeline
+//	SHOPLEDGER_BENCH_PROFILE=/tmp/prof make bench-pipeline; go tool pprof -top /tmp/prof/shard-worker-0.cpu
 func BenchmarkPipeline(b *testing.B) {
 	const events = 100_000
+	profDir := os.Getenv("SHOPLEDGER_BENCH_PROFILE")
+	profSeconds := 20
+	if v, err := strconv.Atoi(os.Getenv("SHOPLEDGER_BENCH_PROFILE_SECONDS")); err == nil && v > 0 {
+		profSeconds = v
+	}
+	var env []string
+	if profDir != "" {
+		if err := os.MkdirAll(profDir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		env = append(env, "SERVER_PPROF=true", fmt.Sprintf("SERVER_WRITE_TIMEOUT=%ds", profSeconds+60))
+	}
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		s := startStack(b, 2, nil)
+		s := startStack(b, 2, nil, env...)
 		gen := eventgen.New(eventgen.World{Shops: 200, Goods: 500, Users: 5000}, uint64(i+1))
 		at := time.Date(2025, 11, 2, 0, 0, 0, 0, time.UTC)
 		warm := gen.Batch("20251102000000", at, 2000)
@@ -32,6 +63,15 @@ func BenchmarkPipeline(b *testing.B) {
 		s.waitFinished(time.Minute)
 		big := "20251102000001"
 		lines := splitLines(gen.Batch(big, at.Add(time.Second), events))
+		use := s.usage()
+		var profiles sync.WaitGroup
+		if profDir != "" {
+			for name, port := range s.profiled() {
+				profiles.Go(func() {
+					fetchProfile(b, port, fmt.Sprintf("profile?seconds=%d", profSeconds), filepath.Join(profDir, name+".cpu"))
+				})
+			}
+		}
 		b.StartTimer()
 		start := time.Now()
 		s.produce(big, lines)
@@ -57,16 +97,108 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		total := time.Since(start)
 		b.StopTimer()
+		spent := s.usage().sub(use)
 		for sh := range 2 {
 			n, _ := strconv.Atoi(s.scalar(sh, "SELECT COUNT(*) FROM events WHERE source_file = ?", big))
 			rate := float64(n) / (done[sh] - split[sh]).Seconds()
 			b.ReportMetric(rate, fmt.Sprintf("events/s/shard%d", sh))
 			b.Logf("shard %d: %d lines, split done at %s, applied by %s: %.0f events/s", sh, n, split[sh].Round(time.Millisecond),
 				done[sh].Round(time.Millisecond), rate)
+			per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(n) }
+			b.ReportMetric(per(spent.shards[sh].ServerCPU), fmt.Sprintf("srv-ns/event/shard%d", sh))
+			b.ReportMetric(per(spent.procs[fmt.Sprintf("shard-worker-%d", sh)]), fmt.Sprintf("worker-ns/event/shard%d", sh))
+			b.ReportMetric(float64(spent.shards[sh].Status["Binlog_bytes_written"])/float64(n), fmt.Sprintf("binlog-B/event/shard%d", sh))
 		}
+		b.ReportMetric(float64(spent.procs["shard-splitter"].Nanoseconds())/events, "splitter-ns/event")
+		b.ReportMetric(float64(spent.control.ServerCPU.Nanoseconds())/events, "control-srv-ns/event")
 		logStageTimes(b, s.logs, big)
 		b.ReportMetric(float64(events)/total.Seconds(), "events/s/file")
 		b.Logf("whole file: %d events in %s: %.0f events/s end to end", events, total.Round(time.Millisecond), float64(events)/total.Seconds())
+		if profDir != "" {
+			profiles.Wait()
+			for name, port := range s.profiled() {
+				fetchProfile(b, port, "allocs", filepath.Join(profDir, name+".allocs"))
+			}
+			b.Logf("profiles in %s", profDir)
+		}
+	}
+}
+
+// stackUsage is the CPU (and server status) the stack's servers and
+// pipeline processes had spent at one moment.
+type stackUsage struct {
+	shards  []stacktest.Usage
+	control stacktest.Usage
+	procs   map[string]time.Duration
+}
+
+func (s *stack) usage() stackUsage {
+	s.t.Helper()
+	ctx := context.Background()
+	u := stackUsage{procs: map[string]time.Duration{}}
+	for i, inst := range s.dbs.Shards {
+		m, err := stacktest.Measure(ctx, inst, s.shards[i])
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		u.shards = append(u.shards, m)
+	}
+	cpu, err := stacktest.ProcessCPU(s.dbs.Control.PID())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	u.control.ServerCPU = cpu
+	for name, p := range s.procs {
+		if cpu, err := stacktest.ProcessCPU(p.Pid()); err == nil {
+			u.procs[name] = cpu
+		}
+	}
+	return u
+}
+
+func (u stackUsage) sub(v stackUsage) stackUsage {
+	d := stackUsage{procs: map[string]time.Duration{}}
+	for i := range u.shards {
+		d.shards = append(d.shards, u.shards[i].Sub(v.shards[i]))
+	}
+	d.control.ServerCPU = u.control.ServerCPU - v.control.ServerCPU
+	for name, cpu := range u.procs {
+		d.procs[name] = cpu - v.procs[name]
+	}
+	return d
+}
+
+// profiled are the processes the benchmark profiles, by name, with their
+// HTTP ports.
+func (s *stack) profiled() map[string]int {
+	out := map[string]int{"shard-splitter": s.ep.SplitterPort}
+	for i, port := range s.ep.WorkerPorts {
+		out[fmt.Sprintf("shard-worker-%d", i)] = port
+	}
+	return out
+}
+
+// fetchProfile writes /debug/pprof/<what> of the process on port to path.
+func fetchProfile(b *testing.B, port int, what, path string) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/%s", port, what))
+	if err != nil {
+		b.Errorf("profile %s: %v", path, err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		b.Errorf("profile %s: HTTP %d: %s", path, resp.StatusCode, msg)
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		b.Errorf("profile %s: %v", path, err)
 	}
 }
 

@@ -58,6 +58,7 @@ type stack struct {
 	spool   spool.Dir
 	logs    string
 	shards  []*sql.DB
+	ep      localstack.Endpoints // the components' ports
 }
 
 func freePort(t testing.TB) int {
@@ -128,6 +129,7 @@ func startStack(t testing.TB, shards int, run []string, env ...string) *stack {
 		s.brokers = broker.Addrs()
 		ep.Brokers = strings.Join(s.brokers, ",")
 	}
+	s.ep = ep
 	procs := localstack.Components(l, binDir, &localstack.PrefixWriter{W: logFile}, ep, nil)
 	s.api = pipeline.NewClient(pipeline.ClientConfig{URL: fmt.Sprintf("http://127.0.0.1:%d/api/v1/pipeline", pipelinePort)})
 	t.Cleanup(func() {

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -235,6 +236,10 @@ type ServerConfig struct {
 	ReadTimeout  time.Duration `mapstructure:"read_timeout"`
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
 	IdleTimeout  time.Duration `mapstructure:"idle_timeout"`
+	// Pprof serves Go's profiles under /debug/pprof/ (net/http/pprof) on
+	// the same address: off by default, on for profiling a running
+	// process (a CPU profile's seconds must stay below WriteTimeout).
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // Addr is host:port.
@@ -243,6 +248,9 @@ func (c ServerConfig) Addr() string { return net.JoinHostPort(c.Host, strconv.It
 // Serve runs h on cfg's address until ctx ends, then shuts down, giving
 // in-flight requests five seconds.
 func Serve(ctx context.Context, cfg ServerConfig, h http.Handler, log *slog.Logger) error {
+	if cfg.Pprof {
+		h = withPprof(h)
+	}
 	srv := &http.Server{Addr: cfg.Addr(), Handler: h, ReadTimeout: cfg.ReadTimeout,
 		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout, ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", srv.Addr)
@@ -260,6 +268,19 @@ func Serve(ctx context.Context, cfg ServerConfig, h http.Handler, log *slog.Logg
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// withPprof serves Go's profiles under /debug/pprof/ and h everywhere
+// else.
+func withPprof(h http.Handler) http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.Handle("/", h)
+	return m
 }
 
 // PathID reads the path variable name as an id: a decimal integer from 0

@@ -28,7 +28,7 @@ type Usage struct {
 func Measure(ctx context.Context, inst *localdb.Instance, db *sql.DB) (Usage, error) {
 	u := Usage{Status: map[string]int64{}}
 	var err error
-	if u.ServerCPU, err = processCPU(inst.PID()); err != nil {
+	if u.ServerCPU, err = ProcessCPU(inst.PID()); err != nil {
 		return u, err
 	}
 	var ru syscall.Rusage
@@ -81,22 +81,23 @@ func (u Usage) RowOps() int64 {
 	return u.Status["Handler_write"] + u.Status["Handler_update"] + u.Status["Handler_delete"]
 }
 
-// processCPU is the user + system time of process pid, from /proc.
-func processCPU(pid int) (time.Duration, error) {
+// ProcessCPU is the user + system time process pid has spent, from /proc
+// (Linux only).
+func ProcessCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, fmt.Errorf("server CPU time: %w", err)
+		return 0, fmt.Errorf("CPU time of process %d: %w", pid, err)
 	}
 	// Fields after the command name, which may hold spaces: state is
 	// the first, utime and stime the 12th and 13th.
 	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("server CPU time: short /proc/%d/stat", pid)
+		return 0, fmt.Errorf("CPU time: short /proc/%d/stat", pid)
 	}
 	utime, err1 := strconv.ParseInt(string(f[11]), 10, 64)
 	stime, err2 := strconv.ParseInt(string(f[12]), 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("server CPU time: bad /proc/%d/stat", pid)
+		return 0, fmt.Errorf("CPU time: bad /proc/%d/stat", pid)
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
