@@ -95,6 +95,22 @@ func QueryIn[T any](ctx context.Context, db Querier, query string, ids []T, scan
 	return nil
 }
 
+// ExecIn runs statement, whose one %s stands for an IN list, over ids in
+// chunks of MaxRows; nothing when ids is empty.
+func ExecIn[T any](ctx context.Context, db Execer, statement string, ids []T) error {
+	for start := 0; start < len(ids); start += MaxRows {
+		end := min(start+MaxRows, len(ids))
+		args := make([]any, 0, end-start)
+		for _, id := range ids[start:end] {
+			args = append(args, id)
+		}
+		if _, err := db.ExecContext(ctx, strings.Replace(statement, "%s", placeholders(end-start), 1), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Each runs query and calls scan for every row.
 func Each(ctx context.Context, db Querier, query string, scan func(*sql.Rows) error, args ...any) error {
 	rows, err := db.QueryContext(ctx, query, args...)

@@ -42,16 +42,26 @@ func (s *state) write(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("account transactions: %w", err)
 	}
 	states := sqldb.Bulk{Head: "INSERT INTO shop_state (shop_id, active) VALUES ", Tail: " ON DUPLICATE KEY UPDATE active = VALUES(active)", Cols: 2}
+	var opened, closed []int64
 	for _, id := range sortedKeys(s.shops) {
 		if sh := s.shops[id]; sh.changed {
 			states.Add(id, sh.active)
-			if _, err := tx.ExecContext(ctx, "UPDATE shop SET active = ? WHERE id = ?", sh.active, id); err != nil {
-				return fmt.Errorf("shop %d active: %w", id, err)
+			if sh.active {
+				opened = append(opened, id)
+			} else {
+				closed = append(closed, id)
 			}
 		}
 	}
 	if err := states.Exec(ctx, tx); err != nil {
 		return fmt.Errorf("shop states: %w", err)
+	}
+	// A shop's goods follow its state: one statement per state, not per shop.
+	if err := sqldb.ExecIn(ctx, tx, "UPDATE shop SET active = TRUE WHERE id IN (%s)", opened); err != nil {
+		return fmt.Errorf("open shops: %w", err)
+	}
+	if err := sqldb.ExecIn(ctx, tx, "UPDATE shop SET active = FALSE WHERE id IN (%s)", closed); err != nil {
+		return fmt.Errorf("close shops: %w", err)
 	}
 	stock := sqldb.Bulk{Head: "INSERT INTO shop (id, good_id, count, price, active) VALUES ",
 		Tail: " ON DUPLICATE KEY UPDATE count = VALUES(count), price = VALUES(price)", Cols: 5}
