@@ -323,7 +323,7 @@ func checkMySQL(t *testing.T, p project, name string, s service, values map[stri
 			}
 			if kind == schema.ShardServer {
 				for _, flag := range []string{"--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--binlog-format=ROW",
-					"--binlog-row-image=FULL", "--binlog-row-metadata=FULL"} {
+					"--binlog-row-image=FULL", "--binlog-row-metadata=FULL", "--local-infile=ON"} {
 					if !slices.Contains(s.Command, flag) {
 						t.Errorf("%s: a shard without %s (command %q)", name, flag, s.Command)
 					}

@@ -30,6 +30,9 @@ type Config struct {
 		PollInterval   time.Duration `mapstructure:"poll_interval"`
 		InitialBalance string        `mapstructure:"initial_balance"`
 		PendingDelay   time.Duration `mapstructure:"pending_delay"`
+		// BulkLoad writes new rows with LOAD DATA LOCAL INFILE when the
+		// shard's server allows it (local_infile).
+		BulkLoad bool `mapstructure:"bulk_load"`
 	} `mapstructure:"worker"`
 	// Server serves /health, /ready and /metrics; port 0 means 8090 + shard
 	// (SPEC §6), -1 disables it.
@@ -49,6 +52,7 @@ func defaults() *Config {
 	c.Worker.PollInterval = 500 * time.Millisecond
 	c.Worker.InitialBalance = "1000.00"
 	c.Worker.PendingDelay = 5 * time.Minute
+	c.Worker.BulkLoad = true
 	c.Server = httpapi.ServerConfig{Host: "127.0.0.1", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	return c
 }

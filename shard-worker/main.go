@@ -54,7 +54,8 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 	}
 	defer db.Close()
 	ib, _ := money.Parse(cfg.Worker.InitialBalance)
-	l := ledger.New(db, ledger.Config{Shard: cfg.Shard, InitialBalance: ib, PendingDelay: cfg.Worker.PendingDelay})
+	l := ledger.New(db, ledger.Config{Shard: cfg.Shard, InitialBalance: ib, PendingDelay: cfg.Worker.PendingDelay,
+		BulkLoad: cfg.Worker.BulkLoad})
 	api := pipeline.NewClient(pipeline.ClientConfig{URL: cfg.Pipeline.URL, Timeout: cfg.Pipeline.Timeout, Retries: cfg.Pipeline.Retries})
 	reg := metrics.New("shard-worker", cfg.Shard)
 	w := worker.New(worker.Config{Shard: cfg.Shard, Spool: spool.Dir(cfg.Shared), BatchSize: cfg.Worker.BatchSize,

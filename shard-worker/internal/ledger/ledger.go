@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/shopledger/shopledger/internal/event"
@@ -33,6 +34,10 @@ type Config struct {
 	// PendingDelay is how long a return waits for its purchase before it is
 	// rejected as orphaned.
 	PendingDelay time.Duration
+	// BulkLoad writes the rows new to the shard with LOAD DATA LOCAL
+	// INFILE when the server allows it (local_infile), with multi-row
+	// INSERTs otherwise or when false.
+	BulkLoad bool
 }
 
 // Ledger applies batches to one shard.
@@ -40,6 +45,47 @@ type Ledger struct {
 	db  *sql.DB
 	cfg Config
 	now func() time.Time
+	// load caches whether the server allows LOAD DATA LOCAL INFILE:
+	// loadUnknown until asked, again after the server refused one.
+	load atomic.Int32
+}
+
+const (
+	loadUnknown int32 = iota
+	loadOn
+	loadOff
+)
+
+// bulkLoad reports whether this batch writes its new rows with LOAD DATA.
+func (l *Ledger) bulkLoad(ctx context.Context) (bool, error) {
+	if !l.cfg.BulkLoad {
+		return false, nil
+	}
+	switch l.load.Load() {
+	case loadOn:
+		return true, nil
+	case loadOff:
+		return false, nil
+	}
+	on, err := sqldb.LocalInfile(ctx, l.db)
+	if err != nil {
+		return false, err
+	}
+	if on {
+		l.load.Store(loadOn)
+	} else {
+		l.load.Store(loadOff)
+	}
+	return on, nil
+}
+
+// refused forgets what bulkLoad knew when err says the server refused a
+// LOAD DATA: the next batch asks again (and uses INSERTs if it is off).
+func (l *Ledger) refused(err error) error {
+	if sqldb.LoadRefused(err) {
+		l.load.Store(loadUnknown)
+	}
+	return err
 }
 
 // New returns a ledger on db.
@@ -114,6 +160,10 @@ func (l *Ledger) Apply(ctx context.Context, evs []event.Prepared, p Progress) (S
 			return Stats{}, fmt.Errorf("record progress: %w", err)
 		}
 	}
+	load, err := l.bulkLoad(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
 	s := newState(l.cfg, l.now().UTC())
 	if err := s.load(ctx, tx, evs); err != nil {
 		return Stats{}, fmt.Errorf("load state: %w", err)
@@ -121,8 +171,8 @@ func (l *Ledger) Apply(ctx context.Context, evs []event.Prepared, p Progress) (S
 	for _, e := range evs {
 		s.apply(e)
 	}
-	if err := s.write(ctx, tx); err != nil {
-		return Stats{}, fmt.Errorf("write: %w", err)
+	if err := s.write(ctx, tx, load); err != nil {
+		return Stats{}, l.refused(fmt.Errorf("write: %w", err))
 	}
 	if err := tx.Commit(); err != nil {
 		return Stats{}, err
@@ -174,8 +224,12 @@ func (l *Ledger) ExpirePending(ctx context.Context) (int, error) {
 	if _, err := tx.ExecContext(ctx, "DELETE FROM pending_return WHERE pending_until <= ?", now); err != nil {
 		return 0, fmt.Errorf("expire pending returns: %w", err)
 	}
-	if err := writeOutbox(ctx, tx, outbox); err != nil {
-		return 0, fmt.Errorf("expire pending returns: %w", err)
+	load, err := l.bulkLoad(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := writeOutbox(ctx, tx, outbox, load); err != nil {
+		return 0, l.refused(fmt.Errorf("expire pending returns: %w", err))
 	}
 	return int(n), tx.Commit()
 }

@@ -106,7 +106,7 @@ func benchmarkApply(b *testing.B, size int) {
 		b.Fatal(err)
 	}
 	defer lim.Close()
-	l := New(stacktest.As(b, inst, "worker", "shop"), Config{Shard: 0, InitialBalance: 100000, PendingDelay: time.Hour})
+	l := New(stacktest.As(b, inst, "worker", "shop"), Config{Shard: 0, InitialBalance: 100000, PendingDelay: time.Hour, BulkLoad: true})
 	var ledger, limit applyRun
 	for i := 0; i < b.N; i++ {
 		// Fresh events every iteration: the same ones again would only be

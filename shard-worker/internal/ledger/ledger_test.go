@@ -3,7 +3,9 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,7 @@ func newLedger(t *testing.T) (*Ledger, *sql.DB) {
 	inst := stacktest.MariaDB(t)
 	stacktest.Database(t, inst, "shop", schema.Shard)
 	db := stacktest.As(t, inst, "worker", "shop")
-	return New(db, Config{Shard: 0, InitialBalance: 100000, PendingDelay: time.Hour}), db
+	return New(db, Config{Shard: 0, InitialBalance: 100000, PendingDelay: time.Hour, BulkLoad: true}), db
 }
 
 // Lines that once stopped a shard for good (the insert failed, so the batch
@@ -87,4 +89,81 @@ func TestPriceAtOrderIsNotTrusted(t *testing.T) {
 	if orders != 1 || paid != "12.50" || balance != "975.00" {
 		t.Errorf("%d orders at %s, balance %s; want only the fair one at 12.50, balance 975.00", orders, paid, balance)
 	}
+}
+
+// Writing new rows with LOAD DATA LOCAL INFILE (BulkLoad) leaves the
+// shard exactly as multi-row INSERTs do: generated files of every kind of
+// event, applied in batches, on two databases of one server.
+func TestBulkLoadWritesWhatInsertsWrite(t *testing.T) {
+	inst := stacktest.MariaDB(t)
+	ctx := context.Background()
+	dbs := map[bool]*sql.DB{}
+	for _, load := range []bool{false, true} {
+		name := map[bool]string{false: "shop_insert", true: "shop"}[load]
+		dbs[load] = stacktest.Database(t, inst, name, schema.Shard)
+		l := New(dbs[load], Config{Shard: 0, InitialBalance: 100000, PendingDelay: time.Hour, BulkLoad: load})
+		for i, stem := range []string{"20251102000000", "20251102000001"} {
+			evs := prepared(t, stem, 4000, uint64(i+1))
+			for k := 0; k < len(evs); k += 700 {
+				end := min(k+700, len(evs))
+				if _, err := l.Apply(ctx, evs[k:end], Progress{File: stem, Lines: end}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for _, q := range []string{
+		"SELECT event_key, event_type, shop_id, user_id, order_id, good_id, timestamp, shard, status, reason, source_file, source_line FROM events ORDER BY source_file, source_line",
+		"SELECT id, name, balance FROM user ORDER BY id",
+		"SELECT id, good_id, count, active, price FROM shop ORDER BY id, good_id",
+		"SELECT shop_id, active FROM shop_state ORDER BY shop_id",
+		"SELECT id, name, price FROM good ORDER BY id",
+		"SELECT user_id, amount, type, reason, idempotency_key FROM account_transaction ORDER BY idempotency_key",
+		"SELECT order_id, user_id, good_id, shop_id, qty, price_at_order, returned_qty, refunded FROM purchase_history ORDER BY order_id",
+		"SELECT order_id, qty, amount, event_key FROM order_return ORDER BY event_key",
+		"SELECT source_file, source_line, order_id, shop_id, detail FROM pending_return ORDER BY source_file, source_line",
+		"SELECT filename, applied_lines FROM file_progress ORDER BY filename",
+		"SELECT COUNT(*) FROM outbox",
+	} {
+		insert, load := dump(t, dbs[false], q), dump(t, dbs[true], q)
+		if len(load) == 0 && !strings.Contains(q, "COUNT") {
+			t.Errorf("%s: no rows", q)
+		}
+		if !slices.Equal(insert, load) {
+			t.Errorf("%s: with LOAD DATA %d rows, with INSERTs %d; first difference at %d", q, len(load), len(insert), firstDiff(insert, load))
+		}
+	}
+}
+
+// dump returns every row of query as text.
+func dump(t *testing.T, db *sql.DB, query string) []string {
+	t.Helper()
+	rows, err := db.Query(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprint(vals))
+	}
+	return out
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

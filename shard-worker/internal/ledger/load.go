@@ -40,7 +40,7 @@ func (s *state) load(ctx context.Context, tx *sql.Tx, evs []event.Prepared) erro
 	err = sqldb.QueryIn(ctx, tx, `SELECT order_id, user_id, good_id, shop_id, qty, price_at_order, returned_qty, refunded
 		FROM purchase_history WHERE order_id IN (%s)`, orderIDs.list(), func(r *sql.Rows) error {
 		var id int64
-		o := &orderRow{}
+		o := &orderRow{exists: true}
 		if err := r.Scan(&id, &o.userID, &o.goodID, &o.shopID, &o.qty, &o.price, &o.returned, &o.refunded); err != nil {
 			return err
 		}
@@ -97,7 +97,7 @@ func (s *state) load(ctx context.Context, tx *sql.Tx, evs []event.Prepared) erro
 	}
 	err = sqldb.QueryIn(ctx, tx, "SELECT id, balance FROM user WHERE id IN (%s)", userIDs.list(), func(r *sql.Rows) error {
 		var id int64
-		u := &userRow{}
+		u := &userRow{exists: true}
 		if err := r.Scan(&id, &u.balance); err != nil {
 			return err
 		}

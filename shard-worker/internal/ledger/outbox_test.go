@@ -64,7 +64,7 @@ func tapOutbox(t *testing.T, root *sql.DB) func() []tapped {
 func TestOutboxRowsOfABatch(t *testing.T) {
 	inst := stacktest.MariaDB(t)
 	root := stacktest.Database(t, inst, "shop", schema.Shard)
-	l := New(stacktest.As(t, inst, "worker", "shop"), Config{Shard: 0, InitialBalance: 100000, PendingDelay: time.Hour})
+	l := New(stacktest.As(t, inst, "worker", "shop"), Config{Shard: 0, InitialBalance: 100000, PendingDelay: time.Hour, BulkLoad: true})
 	tap := tapOutbox(t, root)
 	ctx := context.Background()
 	evs := []event.Prepared{

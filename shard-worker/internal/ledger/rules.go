@@ -41,12 +41,14 @@ func (s *stockRow) sold() bool { return s != nil && (s.exists || s.dirty) }
 
 type userRow struct {
 	balance money.Cents
+	exists  bool // the user row is in the shard
 	dirty   bool
 }
 
 type orderRow struct {
 	userID, goodID, shopID, qty, returned int64
 	price, refunded                       money.Cents
+	exists                                bool // the purchase_history row is in the shard
 	dirty                                 bool
 }
 
