@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/shopledger/shopledger/internal/event"
 	"github.com/shopledger/shopledger/internal/pipeline"
@@ -49,7 +50,18 @@ type Worker struct {
 	ledger  *ledger.Ledger
 	log     *slog.Logger
 	metrics *metrics
+	// handoff is the file the shard-worker stage just prepared, as the
+	// mysql-sender stage would read it back: the next stage of that file
+	// takes it from memory instead of decoding the file again.
+	handoff struct {
+		file string
+		evs  []event.Prepared
+	}
 }
+
+// maxHandoff is the most prepared lines kept in memory for the
+// mysql-sender stage (about 300 bytes each); a larger file is read back.
+const maxHandoff = 200_000
 
 // New builds a worker.
 func New(cfg Config, db *sql.DB, api *pipeline.Client, l *ledger.Ledger, log *slog.Logger, reg prometheus.Registerer) *Worker {
@@ -157,6 +169,7 @@ func inputError(err error) error {
 // prepare turns the splitter's file for this shard into the prepared file.
 // Errors writing it (a full disk, say) are retried.
 func (w *Worker) prepare(file string) error {
+	w.handoff.file, w.handoff.evs = "", nil
 	in := w.cfg.Spool.SplitFile(file, w.cfg.Shard)
 	out, err := spool.Create(w.cfg.Spool.PreparedFile(file, w.cfg.Shard))
 	if err != nil {
@@ -164,6 +177,8 @@ func (w *Worker) prepare(file string) error {
 	}
 	enc := json.NewEncoder(out)
 	lines := 0
+	var evs []event.Prepared
+	keep := true // the lines fit the handoff
 	err = spool.ReadLines(in, spool.MaxLine, func(l spool.Line) error {
 		var r event.Routed
 		if l.TooLong() {
@@ -173,7 +188,13 @@ func (w *Worker) prepare(file string) error {
 			return fmt.Errorf("%w: %s line %d: not a splitter line: %v", errPermanent, in, l.N, err)
 		}
 		lines++
-		return enc.Encode(event.Prepare(r))
+		p := event.Prepare(r)
+		if keep = keep && len(evs) < maxHandoff; keep {
+			evs = append(evs, p)
+		} else {
+			evs = nil
+		}
+		return enc.Encode(p)
 	})
 	if err != nil {
 		out.Abort()
@@ -183,39 +204,91 @@ func (w *Worker) prepare(file string) error {
 		return err
 	}
 	w.metrics.stage.Lines(pipeline.StageShardWorker, lines)
+	if keep {
+		w.handoff.file, w.handoff.evs = file, evs
+	}
 	return nil
 }
 
 // send applies the prepared file in batches. Each batch commits the number
 // of lines applied so far with its rows, so a crash mid-file or a retry of
 // the whole file resumes after the last committed batch and applies each
-// line once.
+// line once. The next batch is read and decoded while one is applied.
 func (w *Worker) send(ctx context.Context, file string) error {
-	path := w.cfg.Spool.PreparedFile(file, w.cfg.Shard)
 	done, err := w.ledger.Applied(ctx, file)
 	if err != nil {
 		return err
 	}
-	batch := make([]event.Prepared, 0, w.cfg.BatchSize)
+	batches := make(chan batch, 1)
+	g, gctx := errgroup.WithContext(ctx)
+	lines := 0
+	g.Go(func() error {
+		defer close(batches)
+		var err error
+		lines, err = w.batches(gctx, file, done, batches)
+		return err
+	})
 	var total ledger.Stats
-	n := 0
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	g.Go(func() error {
+		for b := range batches {
+			t := time.Now()
+			bctx, span := tracing.Start(gctx, "mysql-sender batch", "", trace.WithAttributes(attribute.Int("shopledger.lines", len(b.evs))))
+			st, err := w.ledger.Apply(bctx, b.evs, ledger.Progress{File: file, Lines: b.end})
+			tracing.End(span, err)
+			if err != nil {
+				return err
+			}
+			w.metrics.observe(st, len(b.evs), time.Since(t))
+			total.Add(st)
 		}
-		t := time.Now()
-		bctx, span := tracing.Start(ctx, "mysql-sender batch", "", trace.WithAttributes(attribute.Int("shopledger.lines", len(batch))))
-		st, err := w.ledger.Apply(bctx, batch, ledger.Progress{File: file, Lines: n})
-		tracing.End(span, err)
-		if err != nil {
-			return err
-		}
-		w.metrics.observe(st, len(batch), time.Since(t))
-		total.Add(st)
-		batch = batch[:0]
 		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
-	err = spool.ReadLines(path, spool.MaxLine, func(l spool.Line) error {
+	path := w.cfg.Spool.PreparedFile(file, w.cfg.Shard)
+	if done > lines {
+		return fmt.Errorf("%w: %s has %d lines but %d were applied before: the prepared file changed", errPermanent, path, lines, done)
+	}
+	w.log.Info("file applied", "file", file, "lines", lines, "resumed_after", done, "applied", total.Applied, "rejected", total.Rejected,
+		"duplicate", total.Duplicate, "pending", total.Pending, "settled_pending", total.Resolved)
+	return nil
+}
+
+// batch is up to BatchSize prepared lines ending with line end.
+type batch struct {
+	evs []event.Prepared
+	end int
+}
+
+// batches sends the lines of file's prepared file after line done to out,
+// in batches, and returns how many lines the file has. The lines come from
+// the handoff of the shard-worker stage when it prepared this file, else
+// from the file.
+func (w *Worker) batches(ctx context.Context, file string, done int, out chan<- batch) (int, error) {
+	send := func(b batch) error {
+		select {
+		case out <- b:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if w.handoff.file == file {
+		evs := w.handoff.evs
+		w.handoff.file, w.handoff.evs = "", nil
+		for start := done; start < len(evs); start += w.cfg.BatchSize {
+			end := min(start+w.cfg.BatchSize, len(evs))
+			if err := send(batch{evs: evs[start:end], end: end}); err != nil {
+				return 0, err
+			}
+		}
+		return len(evs), nil
+	}
+	path := w.cfg.Spool.PreparedFile(file, w.cfg.Shard)
+	b := batch{evs: make([]event.Prepared, 0, w.cfg.BatchSize)}
+	n := 0
+	err := spool.ReadLines(path, spool.MaxLine, func(l spool.Line) error {
 		n = l.N
 		if n <= done {
 			return nil
@@ -227,24 +300,23 @@ func (w *Worker) send(ctx context.Context, file string) error {
 		if err := json.Unmarshal(l.Bytes, &p); err != nil {
 			return fmt.Errorf("%w: %s line %d: %v", errPermanent, path, n, err)
 		}
-		batch = append(batch, p)
-		if len(batch) == w.cfg.BatchSize {
-			return flush()
+		b.evs, b.end = append(b.evs, p), n
+		if len(b.evs) < w.cfg.BatchSize {
+			return nil
 		}
-		return nil
+		err := send(b)
+		b = batch{evs: make([]event.Prepared, 0, w.cfg.BatchSize)}
+		return err
 	})
 	if err != nil {
-		return inputError(err)
+		return 0, inputError(err)
 	}
-	if err := flush(); err != nil {
-		return err
+	if len(b.evs) > 0 {
+		if err := send(b); err != nil {
+			return 0, err
+		}
 	}
-	if done > n {
-		return fmt.Errorf("%w: %s has %d lines but %d were applied before: the prepared file changed", errPermanent, path, n, done)
-	}
-	w.log.Info("file applied", "file", file, "lines", n, "resumed_after", done, "applied", total.Applied, "rejected", total.Rejected,
-		"duplicate", total.Duplicate, "pending", total.Pending, "settled_pending", total.Resolved)
-	return nil
+	return n, nil
 }
 
 type metrics struct {
