@@ -46,7 +46,7 @@ test-short:
 
 ## fuzz: run every fuzz target for FUZZTIME each (make test runs their committed corpora)
 FUZZTIME ?= 30s
-FUZZ := ./internal/event:FuzzParseHead ./internal/event:FuzzPreparedRoundTrip ./internal/event:FuzzRoutedRoundTrip \
+FUZZ := ./internal/event:FuzzParseHead ./internal/event:FuzzPreparedRoundTrip ./internal/event:FuzzRoutedRoundTrip ./internal/event:FuzzParseRouted \
 	./internal/money:FuzzParse ./internal/cdc:FuzzDecode ./cdc-producer/internal/capture:FuzzAppendString
 fuzz:
 	@for t in $(FUZZ); do pkg=$${t%%:*}; name=$${t##*:}; echo "== $$name in $$pkg for $(FUZZTIME)"; \

@@ -108,3 +108,27 @@ func FuzzRoutedRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// ParseRouted reads every line as encoding/json does: the same routed
+// line, or an error where json.Unmarshal has one.
+func FuzzParseRouted(f *testing.F) {
+	shop := int64(5)
+	for i, s := range lineSeeds {
+		f.Add(AppendRouted(nil, Routed{Src: Source{File: "20250101000000", Line: i}, Key: "0123456789abcdef0123456789abcdef", ShopID: &shop, Event: []byte(s)}))
+		f.Add(AppendRouted(nil, Routed{Src: Source{File: "20250101000000", Line: -i}, Key: "k", Orphan: true, Event: []byte(s)}))
+	}
+	f.Add([]byte(`{"src":{"file":"a","line":01},"key":"k","event":{}}`))
+	f.Add([]byte(`{"src":{"file":"a\u0041","line":1},"key":"k","shop_id":1e3,"event":{} }`))
+	f.Add([]byte(`{"src":{"file":"a","line":1},"key":"k","event":{},"event":[]}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		got, err := ParseRouted(line)
+		var want Routed
+		wantErr := json.Unmarshal(line, &want)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("ParseRouted(%q) error %v, json.Unmarshal %v", line, err, wantErr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("ParseRouted(%q) = %+v, json.Unmarshal %+v", line, got, want)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -118,3 +119,108 @@ func AppendRouted(b []byte, r Routed) []byte {
 	b = append(b, r.Event...)
 	return append(b, "}\n"...)
 }
+
+// ParseRouted reads a splitter line. Lines in the shape AppendRouted
+// writes are read without reflection; any other line is read by
+// encoding/json, so the result (and the error) is always what
+// json.Unmarshal would give.
+func ParseRouted(line []byte) (Routed, error) {
+	if r, ok := parseRoutedShape(line); ok {
+		return r, nil
+	}
+	var r Routed
+	err := json.Unmarshal(line, &r)
+	return r, err
+}
+
+// parseRoutedShape reads line if it is exactly in AppendRouted's shape,
+// with plain ASCII strings (no escapes) and a valid JSON event; ok is
+// false for anything else.
+func parseRoutedShape(line []byte) (r Routed, ok bool) {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	rest, ok := cutPrefix(line, `{"src":{"file":"`)
+	if !ok {
+		return r, false
+	}
+	if r.Src.File, rest, ok = plainString(rest); !ok {
+		return r, false
+	}
+	if rest, ok = cutPrefix(rest, `,"line":`); !ok {
+		return r, false
+	}
+	var n int64
+	if n, rest, ok = jsonInt(rest); !ok || int64(int(n)) != n {
+		return r, false
+	}
+	r.Src.Line = int(n)
+	if rest, ok = cutPrefix(rest, `},"key":"`); !ok {
+		return r, false
+	}
+	if r.Key, rest, ok = plainString(rest); !ok {
+		return r, false
+	}
+	if after, found := cutPrefix(rest, `,"shop_id":`); found {
+		var shop int64
+		if shop, rest, ok = jsonInt(after); !ok {
+			return r, false
+		}
+		r.ShopID = &shop
+	}
+	if after, found := cutPrefix(rest, `,"orphan":true`); found {
+		r.Orphan, rest = true, after
+	}
+	if rest, ok = cutPrefix(rest, `,"event":`); !ok || len(rest) < 2 || rest[len(rest)-1] != '}' {
+		return r, false
+	}
+	ev := rest[:len(rest)-1]
+	if isSpace(ev[0]) || isSpace(ev[len(ev)-1]) || !json.Valid(ev) {
+		return r, false
+	}
+	r.Event = append(json.RawMessage(nil), ev...)
+	return r, true
+}
+
+func cutPrefix(b []byte, prefix string) ([]byte, bool) {
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
+		return b, false
+	}
+	return b[len(prefix):], true
+}
+
+// plainString reads the rest of a JSON string of printable ASCII without
+// escapes, up to and including its closing quote.
+func plainString(b []byte) (string, []byte, bool) {
+	for i, c := range b {
+		switch {
+		case c == '"':
+			return string(b[:i]), b[i+1:], true
+		case c == '\\' || c < 0x20 || c > 0x7e:
+			return "", b, false
+		}
+	}
+	return "", b, false
+}
+
+// jsonInt reads a JSON integer (no leading zeros, no fraction or
+// exponent) that fits an int64.
+func jsonInt(b []byte) (int64, []byte, bool) {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	start := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	digits := i - start
+	if digits == 0 || digits > 1 && b[start] == '0' || i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E') {
+		return 0, b, false
+	}
+	n, err := strconv.ParseInt(string(b[:i]), 10, 64)
+	if err != nil {
+		return 0, b, false
+	}
+	return n, b[i:], true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -180,11 +180,11 @@ func (w *Worker) prepare(file string) error {
 	var evs []event.Prepared
 	keep := true // the lines fit the handoff
 	err = spool.ReadLines(in, spool.MaxLine, func(l spool.Line) error {
-		var r event.Routed
 		if l.TooLong() {
 			return fmt.Errorf("%w: %s line %d: %d bytes, longer than any splitter line", errPermanent, in, l.N, l.Len)
 		}
-		if err := json.Unmarshal(l.Bytes, &r); err != nil {
+		r, err := event.ParseRouted(l.Bytes)
+		if err != nil {
 			return fmt.Errorf("%w: %s line %d: not a splitter line: %v", errPermanent, in, l.N, err)
 		}
 		lines++
