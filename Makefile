@@ -47,7 +47,8 @@ test-short:
 ## fuzz: run every fuzz target for FUZZTIME each (make test runs their committed corpora)
 FUZZTIME ?= 30s
 FUZZ := ./internal/event:FuzzParseHead ./internal/event:FuzzPreparedRoundTrip ./internal/event:FuzzRoutedRoundTrip ./internal/event:FuzzParseRouted \
-	./internal/money:FuzzParse ./internal/cdc:FuzzDecode ./cdc-producer/internal/capture:FuzzAppendString
+	./internal/money:FuzzParse ./internal/cdc:FuzzDecode ./cdc-producer/internal/capture:FuzzAppendString \
+	./shard-worker/internal/ledger:FuzzPayloadEncoding
 fuzz:
 	@for t in $(FUZZ); do pkg=$${t%%:*}; name=$${t##*:}; echo "== $$name in $$pkg for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done

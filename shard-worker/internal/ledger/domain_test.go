@@ -91,3 +91,43 @@ func TestAggregatesHaveTopics(t *testing.T) {
 		}
 	}
 }
+
+// marshal writes a payload byte for byte as encoding/json does, whatever
+// its strings hold (quotes, control and HTML characters, non-ASCII,
+// invalid UTF-8) and whichever fields are set.
+func FuzzPayloadEncoding(f *testing.F) {
+	f.Add("k", "purchase", "20251015174140", "r <&> \"é\" \u2028 \xff", "12.50", int64(-3), 7, uint16(0xffff))
+	f.Add("", "", "", "", "", int64(0), 0, uint16(0))
+	f.Fuzz(func(t *testing.T, key, typ, file, text, money string, n int64, line int, set uint16) {
+		bit := func(i int) bool { return set&(1<<i) != 0 }
+		ptr := func(i int) *int64 {
+			if bit(i) {
+				v := n + int64(i)
+				return &v
+			}
+			return nil
+		}
+		str := func(i int, s string) string {
+			if bit(i) {
+				return s
+			}
+			return ""
+		}
+		active := bit(14)
+		p := Payload{EventKey: key, EventType: typ, File: file, Line: line, Shard: int(n % 1000), Timestamp: str(0, money),
+			OrderID: ptr(1), UserID: ptr(2), ShopID: ptr(3), GoodID: ptr(4), Qty: ptr(5), DeltaCount: ptr(6),
+			SubEventType: str(7, typ), ChangeReason: str(8, text), Price: str(9, money), OldPrice: str(10, money),
+			PriceAtOrder: str(11, money), Amount: str(12, text), RefundAmount: str(13, money), StockAfter: ptr(14),
+			Reason: str(15, text), PendingUntil: str(1, file), WasPending: bit(2)}
+		if bit(3) {
+			p.Active = &active
+		}
+		want, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := marshal(p); string(got) != string(want) {
+			t.Fatalf("marshal(%+v) =\n%s\nwant\n%s", p, got, want)
+		}
+	})
+}
