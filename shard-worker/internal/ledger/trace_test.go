@@ -20,11 +20,12 @@ import (
 // TestTraceContextInBinlog: a batch applied under a span records the
 // span's traceparent in the transaction's first row change, the
 // file_progress row (tracing.ContextTable), as the least-privilege worker
-// user; a batch without a span records none.
+// user, with new rows written by LOAD DATA (worker.bulk_load, the
+// default); a batch without a span records none.
 func TestTraceContextInBinlog(t *testing.T) {
 	inst := stacktest.MariaDB(t)
 	stacktest.Database(t, inst, "shop", schema.Shard)
-	l := New(stacktest.As(t, inst, "worker", "shop"), Config{InitialBalance: 100000, PendingDelay: time.Hour})
+	l := New(stacktest.As(t, inst, "worker", "shop"), Config{InitialBalance: 100000, PendingDelay: time.Hour, BulkLoad: true})
 	root := stacktest.As(t, inst, "root", "shop")
 	stop := tracing.Use(tracetest.NewSpanRecorder(), 1, "test")
 	defer stop(context.Background())
