@@ -98,6 +98,15 @@ func (e *env) exec(q string, args ...any) {
 	}
 }
 
+// Envelope is a change event value decoded for inspection.
+type Envelope struct {
+	Before map[string]any `json:"before"`
+	After  map[string]any `json:"after"`
+	Source Source         `json:"source"`
+	Op     string         `json:"op"`
+	TsMs   int64          `json:"ts_ms"`
+}
+
 type msg struct {
 	key map[string]any
 	env Envelope

@@ -3,7 +3,6 @@ package capture
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -110,8 +109,3 @@ func (c *Checkpoints) Load(ctx context.Context, shard int) (cp Checkpoint, ok bo
 
 // Close flushes and closes the writer.
 func (c *Checkpoints) Close() error { return c.w.Close() }
-
-// ErrIdentityMismatch is returned when a file/position checkpoint was taken
-// on another server than the one the capture connects to: positions are
-// meaningless across servers. (A GTID checkpoint re-anchors instead.)
-var ErrIdentityMismatch = errors.New("checkpoint belongs to another server")

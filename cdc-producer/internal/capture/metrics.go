@@ -1,6 +1,11 @@
 package capture
 
+// The capture's Prometheus metrics and its lag: seconds behind the last
+// row event read, binlog bytes past the last checkpoint.
+
 import (
+	"context"
+	"database/sql"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,12 +53,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// read records the commit time of a row event read.
-func (m *Metrics) read(ts uint32) {
-	m.lastEvent.Set(float64(ts))
-	m.lagSeconds.Set(time.Since(time.Unix(int64(ts), 0)).Seconds())
-}
-
 // behind records the binlog bytes the server wrote past the checkpoint.
 func (m *Metrics) behind(bytes int64) {
 	m.lagBytes.Set(float64(bytes))
@@ -67,4 +66,77 @@ func (m *Metrics) checkpoint(cp Checkpoint) {
 	m.cpTime.Set(float64(cp.TsMs) / 1000)
 	m.cpFile.Reset()
 	m.cpFile.WithLabelValues(cp.File).Set(1)
+}
+
+// encoded counts a message value of n bytes.
+func (m *Metrics) encoded(n int) {
+	if m != nil {
+		m.bytes.Add(float64(n))
+	}
+}
+
+// read counts n row changes of table with op.
+func (m *Metrics) read(table, op string, n int) {
+	if m != nil {
+		m.rows.WithLabelValues(table, op).Add(float64(n))
+	}
+}
+
+// lag records the commit time (Unix seconds) of the last row event read:
+// shopledger_cdc_last_event_timestamp_seconds and
+// shopledger_cdc_lag_seconds.
+func (m *Metrics) lag(ts int64) {
+	if m != nil {
+		m.lastEvent.Set(float64(ts))
+		m.lagSeconds.Set(time.Since(time.Unix(ts, 0)).Seconds())
+	}
+}
+
+// watchLag sets shopledger_cdc_lag_bytes every few seconds: how far the server's binlog
+// has gone past the last checkpoint.
+func (c *Capture) watchLag(ctx context.Context) {
+	db, err := sql.Open("mysql", dsn(c.cfg))
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+		c.mu.Lock()
+		cp := c.saved
+		c.mu.Unlock()
+		if cp.File == "" {
+			continue
+		}
+		rows, err := db.QueryContext(ctx, "SHOW BINARY LOGS")
+		if err != nil {
+			continue
+		}
+		var lag int64
+		for rows.Next() {
+			var name string
+			var size int64
+			cols, _ := rows.Columns()
+			dest := []any{&name, &size}
+			for range len(cols) - 2 {
+				dest = append(dest, new(any))
+			}
+			if rows.Scan(dest...) != nil {
+				continue
+			}
+			switch {
+			case name == cp.File:
+				lag += size - int64(cp.Pos)
+			case name > cp.File: // binlog names sort in order
+				lag += size
+			}
+		}
+		rows.Close()
+		c.metrics.behind(max(lag, 0))
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -90,58 +89,60 @@ func ValidTopic(name string) error {
 	return nil
 }
 
-// outboxRows routes the inserts of a rows event of the outbox table.
-func (t *txn) outboxRows(ctx context.Context, h *replication.EventHeader, e *replication.RowsEvent, cols *columns) error {
-	o := t.c.cfg.Outbox
+// outboxRows appends the routed messages of the inserts of a rows event of
+// the outbox table.
+func (d *Decoder) outboxRows(ctx context.Context, msgs []kafka.Message, h *replication.EventHeader, e *replication.RowsEvent,
+	t *Table) ([]kafka.Message, error) {
+	o := d.outbox
 	switch h.EventType {
 	case replication.WRITE_ROWS_EVENTv0, replication.WRITE_ROWS_EVENTv1, replication.WRITE_ROWS_EVENTv2,
 		replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1:
 	case replication.UPDATE_ROWS_EVENTv0, replication.UPDATE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv2,
 		replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1, replication.PARTIAL_UPDATE_ROWS_EVENT:
-		t.c.log.Warn("update of outbox rows ignored: only inserts are routed", "table", o.Table, "rows", len(e.Rows)/2,
-			"file", t.file, "pos", h.LogPos-h.EventSize)
-		return nil
+		d.log.Warn("update of outbox rows ignored: only inserts are routed", "table", o.Table, "rows", len(e.Rows)/2,
+			"file", d.file, "pos", h.LogPos-h.EventSize)
+		return msgs, nil
 	default: // deletes: the worker empties the outbox in every transaction
-		return nil
+		return msgs, nil
 	}
 	for i, row := range e.Rows {
-		m, err := o.message(cols, row)
+		m, err := o.message(t, row)
 		if err != nil {
 			// A row no topic can take (no aggregatetype, or one Kafka
 			// refuses in a topic name) would stop the shard's capture for
 			// good; it is logged with its position instead.
-			t.c.log.Error("outbox row not routed", "err", err, "id", cols.value(row, "id"), "file", t.file,
+			d.log.Error("outbox row not routed", "err", err, "id", t.value(row, "id"), "file", d.file,
 				"pos", h.LogPos-h.EventSize, "row", i)
 			continue
 		}
-		if err := t.ensureTopic(ctx, m.Topic); err != nil {
-			return err
+		if err := d.ensureTopic(ctx, m.Topic); err != nil {
+			return msgs, err
 		}
-		t.pending = append(t.pending, m)
-		t.c.metrics.bytes.Add(float64(len(m.Value)))
+		msgs = append(msgs, m)
+		d.enc.metrics.encoded(len(m.Value))
 	}
-	t.c.metrics.rows.WithLabelValues(o.Table, OpCreate).Add(float64(len(e.Rows)))
-	t.c.metrics.lagSeconds.Set(time.Since(time.Unix(int64(h.Timestamp), 0)).Seconds())
-	return nil
+	d.enc.metrics.read(o.Table, OpCreate, len(e.Rows))
+	d.enc.metrics.lag(int64(h.Timestamp))
+	return msgs, nil
 }
 
 // ensureTopic creates topic the first time this connection routes to it.
-func (t *txn) ensureTopic(ctx context.Context, topic string) error {
-	if t.c.cfg.Outbox.Ensure == nil || t.outboxTopics[topic] {
+func (d *Decoder) ensureTopic(ctx context.Context, topic string) error {
+	if d.outbox.Ensure == nil || d.outboxTopics[topic] {
 		return nil
 	}
-	if err := t.c.cfg.Outbox.Ensure(ctx, topic); err != nil {
+	if err := d.outbox.Ensure(ctx, topic); err != nil {
 		return fmt.Errorf("outbox topic %s: %w", topic, err)
 	}
-	if t.outboxTopics == nil {
-		t.outboxTopics = map[string]bool{}
+	if d.outboxTopics == nil {
+		d.outboxTopics = map[string]bool{}
 	}
-	t.outboxTopics[topic] = true
+	d.outboxTopics[topic] = true
 	return nil
 }
 
 // message is the Kafka message of one outbox row.
-func (o Outbox) message(cols *columns, row []any) (kafka.Message, error) {
+func (o Outbox) message(cols *Table, row []any) (kafka.Message, error) {
 	agg := cols.value(row, "aggregatetype")
 	if agg == nil {
 		return kafka.Message{}, fmt.Errorf("no aggregatetype to route by")

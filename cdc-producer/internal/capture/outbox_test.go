@@ -136,7 +136,7 @@ func TestOutboxRouting(t *testing.T) {
 // may have: numeric ids, NULLs, JSON expansion on and off.
 func TestOutboxMessage(t *testing.T) {
 	ident := func(v any) any { return v }
-	cols := &columns{names: []string{"id", "aggregatetype", "aggregateid", "type", "payload"}}
+	cols := &Table{names: []string{"id", "aggregatetype", "aggregateid", "type", "payload"}}
 	for range cols.names {
 		cols.conv = append(cols.conv, ident)
 	}

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -31,7 +32,7 @@ func table() *replication.TableMapEvent {
 }
 
 func TestConvertMySQL8Row(t *testing.T) {
-	cols, err := columnsOf(table())
+	cols, err := TableOf(table())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,43 +48,44 @@ func TestConvertMySQL8Row(t *testing.T) {
 func TestMissingColumnNamesIsFatal(t *testing.T) {
 	tm := table()
 	tm.ColumnName = nil // binlog_row_metadata=MINIMAL
-	if _, err := columnsOf(tm); err == nil {
-		t.Fatal("columnsOf without column names succeeded, want ErrNoColumnNames")
+	if _, err := TableOf(tm); !errors.Is(err, ErrNoColumnNames) {
+		t.Fatalf("TableOf without column names = %v, want ErrNoColumnNames", err)
 	}
 }
 
 func TestMySQLGTIDAndV2RowsEvents(t *testing.T) {
-	c := &Capture{cfg: Config{Shard: 3, Database: "shop", TopicPrefix: "shop", Tables: map[string]Key{"t": {Columns: []string{"id"}}}},
-		metrics: NewMetrics(prometheus.NewRegistry())}
-	tx := &txn{c: c, tables: map[uint64]*columns{}, file: "binlog.000007"}
+	cfg := Config{Shard: 3, Database: "shop", TopicPrefix: "shop", Tables: map[string]Key{"t": {Columns: []string{"id"}}}}
+	enc := NewEncoder(cfg, NewMetrics(prometheus.NewRegistry()))
+	dec := NewDecoder(enc, cfg, nil, "binlog.000007", 1)
 	sid := []byte{0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62}
 	tm := table()
 	for _, ev := range []*replication.BinlogEvent{
 		{Header: &replication.EventHeader{EventType: replication.GTID_EVENT}, Event: &replication.GTIDEvent{SID: sid, GNO: 23}},
 		{Header: &replication.EventHeader{EventType: replication.TABLE_MAP_EVENT}, Event: tm},
 	} {
-		if err := tx.handle(t.Context(), ev); err != nil {
+		if _, _, err := dec.Decode(t.Context(), nil, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if tx.gtid != "3e11fa47-71ca-11e1-9e33-c80aa9429562:23" {
-		t.Errorf("gtid = %s, want uuid:gno", tx.gtid)
+	if dec.gtid != "3e11fa47-71ca-11e1-9e33-c80aa9429562:23" {
+		t.Errorf("gtid = %s, want uuid:gno", dec.gtid)
 	}
 	before := []any{int64(1), "1.00", nil, nil, nil, int64(1), nil, nil}
 	after := []any{int64(1), "2.00", nil, nil, nil, int64(2), nil, nil}
 	h := &replication.EventHeader{EventType: replication.UPDATE_ROWS_EVENTv2, ServerID: 9, EventSize: 100, LogPos: 1100, Timestamp: 1760550100}
-	if err := tx.rows(h, &replication.RowsEvent{Version: 2, Table: tm, TableID: 7, Rows: [][]any{before, after}}, tx.tables[7]); err != nil {
-		t.Fatal(err)
+	msgs, end, err := dec.Decode(t.Context(), nil, &replication.BinlogEvent{Header: h, Event: &replication.RowsEvent{Version: 2, Table: tm, TableID: 7, Rows: [][]any{before, after}}})
+	if err != nil || end != nil {
+		t.Fatal(end, err)
 	}
-	if len(tx.pending) != 1 {
-		t.Fatalf("an update of one row gave %d messages, want 1", len(tx.pending))
+	if len(msgs) != 1 {
+		t.Fatalf("an update of one row gave %d messages, want 1", len(msgs))
 	}
 	var env Envelope
-	json.Unmarshal(tx.pending[0].Value, &env)
+	json.Unmarshal(msgs[0].Value, &env)
 	if env.Op != OpUpdate || env.Before["amount"] != "1.00" || env.After["type"] != "debit" ||
-		env.Source.Pos != 1000 || env.Source.File != "binlog.000007" || env.Source.GTID != tx.gtid || env.Source.Shard != 3 ||
-		string(tx.pending[0].Key) != `{"id":1}` || tx.pending[0].Topic != "shop.t" {
-		t.Errorf("message = %s %s %+v", tx.pending[0].Topic, tx.pending[0].Key, env)
+		env.Source.Pos != 1000 || env.Source.File != "binlog.000007" || env.Source.GTID != dec.gtid || env.Source.Shard != 3 ||
+		env.Source.Epoch != 1 || string(msgs[0].Key) != `{"id":1}` || msgs[0].Topic != "shop.t" {
+		t.Errorf("message = %s %s %+v", msgs[0].Topic, msgs[0].Key, env)
 	}
 
 	// A checkpoint's GTID set of MySQL, and of MariaDB, survives a round trip.

@@ -3,8 +3,6 @@ package capture
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -78,7 +76,7 @@ func (c *Capture) snapshot(ctx context.Context, db *sql.DB, srv server, epoch in
 		stopPub()
 	}()
 	ctx = rctx
-	t := &txn{c: c, cp: cp, file: cp.File, pub: pub}
+	t := c.newTxn(cp, pub)
 	tables := make([]string, 0, len(c.cfg.Tables))
 	for name := range c.cfg.Tables {
 		tables = append(tables, name)
@@ -107,10 +105,6 @@ func (c *Capture) snapshot(ctx context.Context, db *sql.DB, srv server, epoch in
 	c.log.Info("snapshot done", "shard", c.cfg.Shard, "rows", total)
 	return cp, nil
 }
-
-// ErrSnapshotLock is returned when the snapshot's global read lock was not
-// granted within Config.SnapshotLockTimeout; the capture tries again later.
-var ErrSnapshotLock = errors.New("snapshot lock")
 
 // lockTimeout bounds the wait for the global read lock on conn
 // (lock_wait_timeout; on MariaDB the statement itself is bounded too).
@@ -163,38 +157,31 @@ func (c *Capture) snapshotTable(ctx context.Context, conn *sql.Conn, t *txn, tab
 	if err != nil {
 		return 0, err
 	}
-	conv := make([]func([]byte) any, len(types))
-	for i, ct := range types {
-		conv[i] = snapshotConverter(ct)
-	}
-	vals := make([]sql.RawBytes, len(types))
+	tbl := tableOfQuery(table, types)
+	raw := make([]sql.RawBytes, len(types))
 	ptrs := make([]any, len(types))
-	for i := range vals {
-		ptrs[i] = &vals[i]
+	for i := range raw {
+		ptrs[i] = &raw[i]
 	}
+	vals := make([]any, len(types))
 	n := 0
-	now := time.Now().UnixMilli()
+	now := time.Now()
+	ch := Change{Table: tbl, Op: OpRead, After: vals, Source: Source{TsMs: now.UnixMilli(), Snapshot: "true",
+		GTID: cp.GTID, File: cp.File, Pos: cp.Pos, Epoch: cp.Epoch}}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return n, err
 		}
-		row := make(map[string]any, len(types))
-		for i, ct := range types {
-			if vals[i] == nil {
-				row[ct.Name()] = nil
+		for i, b := range raw {
+			if b == nil {
+				vals[i] = nil
 			} else {
-				row[ct.Name()] = conv[i](vals[i])
+				vals[i] = []byte(b) // encoded before the next Scan reuses it
 			}
 		}
-		env := Envelope{Op: OpRead, TsMs: now, After: row, Source: Source{Version: Version, Connector: "mysql",
-			Name: c.cfg.TopicPrefix, TsMs: now, Snapshot: "true", DB: c.cfg.Database, Table: table,
-			GTID: cp.GTID, File: cp.File, Pos: cp.Pos, Row: n, Shard: c.cfg.Shard, Epoch: cp.Epoch}}
-		msg, err := c.message(table, env)
-		if err != nil {
-			return n, err
-		}
-		t.pending = append(t.pending, msg)
-		c.metrics.rows.WithLabelValues(table, OpRead).Inc()
+		ch.Source.Row = n
+		t.pending = c.enc.Append(t.pending, &ch, now)
+		c.metrics.read(table, OpRead, 1)
 		n++
 		if len(t.pending) >= c.cfg.FlushRows {
 			if err := t.flush(ctx); err != nil {
@@ -203,36 +190,4 @@ func (c *Capture) snapshotTable(ctx context.Context, conn *sql.Conn, t *txn, tab
 		}
 	}
 	return n, rows.Err()
-}
-
-// snapshotConverter gives a selected value the representation the binlog
-// path gives the same column (see columnsOf).
-func snapshotConverter(ct *sql.ColumnType) func([]byte) any {
-	typ := strings.TrimPrefix(ct.DatabaseTypeName(), "UNSIGNED ")
-	switch typ {
-	case "TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT", "YEAR":
-		return func(b []byte) any {
-			if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
-				return v
-			}
-			v, _ := strconv.ParseUint(string(b), 10, 64)
-			return v
-		}
-	case "FLOAT", "DOUBLE":
-		return func(b []byte) any { v, _ := strconv.ParseFloat(string(b), 64); return v }
-	case "DATETIME":
-		_, scale, _ := ct.DecimalSize()
-		return func(b []byte) any { return datetime(string(b), scale > 3) }
-	case "TIMESTAMP":
-		return func(b []byte) any {
-			t, err := parseDatetime(string(b))
-			if err != nil {
-				return string(b)
-			}
-			return t.Format("2006-01-02T15:04:05.999999Z")
-		}
-	case "BLOB", "TINYBLOB", "MEDIUMBLOB", "LONGBLOB", "BINARY", "VARBINARY", "BIT", "GEOMETRY":
-		return func(b []byte) any { return base64.StdEncoding.EncodeToString(b) }
-	}
-	return func(b []byte) any { return string(b) } // DECIMAL, text, ENUM, JSON, ...
 }

@@ -24,48 +24,67 @@ import (
 // HeaderTraceParent is the Kafka header of a change's trace context.
 const HeaderTraceParent = "traceparent"
 
-// txTrace is the trace of the transaction being read, if it has one.
+// txTrace is the trace of the transaction being decoded, if it has one.
 type txTrace struct {
 	span    trace.Span
 	headers []kafka.Header // shared, read-only, by every message of the transaction
 	rows    int
 }
 
-// traceTable reports whether e maps the trace context table, read while
-// tracing is on.
-func (t *txn) traceTable(e *replication.TableMapEvent) bool {
-	return tracing.Enabled() && string(e.Table) == tracing.ContextTable
+// isTraceContext reports whether table of schema db is the trace context
+// table, read while tracing is on.
+func (d *Decoder) isTraceContext(db, table string) bool {
+	return table == tracing.ContextTable && db == d.enc.db && tracing.Enabled()
 }
 
 // traceRows reads the trace context of a rows event of the context table
 // (the first starts the transaction's span) and reports whether the event
 // is done with: it is, unless the table is also captured.
-func (t *txn) traceRows(ctx context.Context, e *replication.RowsEvent, cols *columns) bool {
-	if string(e.Table.Table) != tracing.ContextTable {
+func (d *Decoder) traceRows(ctx context.Context, e *replication.RowsEvent, t *Table) bool {
+	if t.name != tracing.ContextTable {
 		return false
 	}
-	if t.tr.span == nil && len(e.Rows) > 0 {
-		tp, _ := cols.value(e.Rows[len(e.Rows)-1], tracing.ContextColumn).(string) // an insert's row, an update's after image
+	if d.tr.span == nil && len(e.Rows) > 0 && tracing.Enabled() {
+		tp, _ := t.value(e.Rows[len(e.Rows)-1], tracing.ContextColumn).(string) // an insert's row, an update's after image
 		if tp != "" {
 			sctx, span := tracing.Start(ctx, "cdc transaction", tp, trace.WithSpanKind(trace.SpanKindProducer),
-				trace.WithAttributes(tracing.Shard(t.c.cfg.Shard), attribute.String("messaging.system", "kafka")))
-			t.tr = txTrace{span: span, headers: []kafka.Header{{Key: HeaderTraceParent, Value: []byte(tracing.TraceParent(sctx))}}}
+				trace.WithAttributes(tracing.Shard(d.shard), attribute.String("messaging.system", "kafka")))
+			d.tr = txTrace{span: span, headers: []kafka.Header{{Key: HeaderTraceParent, Value: []byte(tracing.TraceParent(sctx))}}}
 		}
 	}
-	_, captured := t.c.cfg.Tables[tracing.ContextTable]
-	return !captured
+	return !d.enc.captures(d.enc.db, t.name)
 }
 
-// committed hands the transaction's span to be ended when Kafka has its
-// checkpoint cp.
-func (t *txn) committed(cp Checkpoint) {
-	if t.tr.span == nil {
+// traced gives the messages msgs[from:] the transaction's trace context.
+func (d *Decoder) traced(msgs []kafka.Message, from int) {
+	if d.tr.headers == nil {
 		return
 	}
-	t.tr.span.SetAttributes(attribute.String("shopledger.gtid", cp.GTID), attribute.String("shopledger.binlog.file", cp.File),
-		attribute.Int64("shopledger.binlog.pos", int64(cp.Pos)), attribute.Int("messaging.batch.message_count", t.tr.rows))
-	t.c.spans.add(cp, t.tr.span)
-	t.tr = txTrace{}
+	for i := from; i < len(msgs); i++ {
+		msgs[i].Headers = d.tr.headers
+	}
+}
+
+// endTrace hands over the transaction's span, if it has one, with its
+// message count; the next transaction starts without.
+func (d *Decoder) endTrace() trace.Span {
+	span := d.tr.span
+	if span != nil {
+		span.SetAttributes(attribute.Int("messaging.batch.message_count", d.tr.rows))
+	}
+	d.tr = txTrace{}
+	return span
+}
+
+// committed hands the span of the transaction that ends at cp, if it has
+// one, to be ended when Kafka has cp.
+func (c *Capture) committed(cp Checkpoint, span trace.Span) {
+	if span == nil {
+		return
+	}
+	span.SetAttributes(attribute.String("shopledger.gtid", cp.GTID), attribute.String("shopledger.binlog.file", cp.File),
+		attribute.Int64("shopledger.binlog.pos", int64(cp.Pos)))
+	c.spans.add(cp, span)
 }
 
 // pendingSpans are the spans of transactions queued, not yet acknowledged.

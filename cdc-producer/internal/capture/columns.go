@@ -1,71 +1,46 @@
-// Package capture reads one shard's binlog as a replica (go-mysql) and
-// publishes every row change of the configured tables to Kafka as a Debezium
-// change event without schema, keyed per table; it stores its position in a
-// compacted Kafka topic and advances it only at transaction boundaries, after
-// Kafka acknowledged every earlier message.
 package capture
 
+// Column types: how each MySQL/MariaDB column value is rendered, the same
+// whether it comes from the binlog (go-mysql's decoded values) or from the
+// snapshot's query (the text protocol's bytes).
+
 import (
+	"database/sql"
 	"encoding/base64"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
-
-	"github.com/shopledger/shopledger/internal/cdc"
 )
 
-// Envelope is a Debezium change event value without schema.
-type Envelope struct {
-	Before map[string]any `json:"before"`
-	After  map[string]any `json:"after"`
-	Source Source         `json:"source"`
-	Op     string         `json:"op"` // c, u, d, or r (snapshot read)
-	TsMs   int64          `json:"ts_ms"`
-}
-
-// Source is the envelope's source block, shared with the consumers.
-type Source = cdc.Source
-
-// Version is the producer's version in source.version.
-const Version = "shopledger-cdc-1"
-
-// Operations.
-const (
-	OpCreate = cdc.OpCreate
-	OpUpdate = cdc.OpUpdate
-	OpDelete = cdc.OpDelete
-	OpRead   = cdc.OpRead
-)
-
-// columns describes a table map event's columns for conversion.
-type columns struct {
+// Table describes a captured table's columns, as one table map event (or
+// the snapshot's query) gives them, and converts their values.
+type Table struct {
+	name  string
 	names []string
 	conv  []func(any) any
 }
 
-// ErrNoColumnNames is returned for a table map event without column names:
-// the server must run with binlog_row_metadata=FULL.
-var ErrNoColumnNames = fmt.Errorf("binlog carries no column names: set binlog_row_metadata=FULL on the server")
-
 // binaryCollation is the collation id of binary strings (BLOB, VARBINARY).
 const binaryCollation = 63
 
-// columnsOf derives names and value converters from a table map event. The
+// TableOf derives a table's column names and value converters from a table
+// map event. The
 // converters give Debezium's JSON representations: integers as numbers,
 // DECIMAL as a string (decimal.handling.mode=string), DATETIME as epoch
 // milliseconds (io.debezium.time.Timestamp; epoch microseconds for
 // precision above 3), TIMESTAMP as an ISO-8601 UTC string, ENUM as its label,
 // text and JSON as strings, binary as base64.
-func columnsOf(t *replication.TableMapEvent) (*columns, error) {
+func TableOf(t *replication.TableMapEvent) (*Table, error) {
 	names := t.ColumnNameString()
 	if len(names) != int(t.ColumnCount) {
 		return nil, fmt.Errorf("%s.%s: %w", t.Schema, t.Table, ErrNoColumnNames)
 	}
 	enums, colls := t.EnumStrValueMap(), t.CollationMap()
-	c := &columns{names: names, conv: make([]func(any) any, len(names))}
+	c := &Table{name: string(t.Table), names: names, conv: make([]func(any) any, len(names))}
 	for i := range names {
 		// BLOB and TEXT share a type; the binary collation tells them apart.
 		text := t.IsCharacterColumn(i) && colls[i] != binaryCollation
@@ -152,7 +127,7 @@ func datetime(v any, micro bool) any {
 }
 
 // row turns one binlog row image into a column map.
-func (c *columns) row(values []any) map[string]any {
+func (c *Table) row(values []any) map[string]any {
 	m := make(map[string]any, len(c.names))
 	for i, name := range c.names {
 		if i >= len(values) {
@@ -165,4 +140,48 @@ func (c *columns) row(values []any) map[string]any {
 		m[name] = v
 	}
 	return m
+}
+
+// snapshotConverter gives a selected value the representation the binlog
+// path gives the same column (see columnsOf).
+func snapshotConverter(ct *sql.ColumnType) func([]byte) any {
+	typ := strings.TrimPrefix(ct.DatabaseTypeName(), "UNSIGNED ")
+	switch typ {
+	case "TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT", "YEAR":
+		return func(b []byte) any {
+			if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+				return v
+			}
+			v, _ := strconv.ParseUint(string(b), 10, 64)
+			return v
+		}
+	case "FLOAT", "DOUBLE":
+		return func(b []byte) any { v, _ := strconv.ParseFloat(string(b), 64); return v }
+	case "DATETIME":
+		_, scale, _ := ct.DecimalSize()
+		return func(b []byte) any { return datetime(string(b), scale > 3) }
+	case "TIMESTAMP":
+		return func(b []byte) any {
+			t, err := parseDatetime(string(b))
+			if err != nil {
+				return string(b)
+			}
+			return t.Format("2006-01-02T15:04:05.999999Z")
+		}
+	case "BLOB", "TINYBLOB", "MEDIUMBLOB", "LONGBLOB", "BINARY", "VARBINARY", "BIT", "GEOMETRY":
+		return func(b []byte) any { return base64.StdEncoding.EncodeToString(b) }
+	}
+	return func(b []byte) any { return string(b) } // DECIMAL, text, ENUM, JSON, ...
+}
+
+// tableOfQuery describes the columns of a snapshot query's result, whose
+// values are the text protocol's bytes.
+func tableOfQuery(name string, types []*sql.ColumnType) *Table {
+	t := &Table{name: name, names: make([]string, len(types)), conv: make([]func(any) any, len(types))}
+	for i, ct := range types {
+		t.names[i] = ct.Name()
+		conv := snapshotConverter(ct)
+		t.conv[i] = func(v any) any { return conv(v.([]byte)) }
+	}
+	return t
 }

@@ -1,9 +1,15 @@
 package capture
 
+// Whether a checkpoint can be resumed from on the server the capture
+// connected to: the server's GTID history must contain the checkpoint's,
+// and the binlogs after it must still be there.
+
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 )
@@ -62,4 +68,63 @@ func (c *Capture) checkAvailable(ctx context.Context, db *sql.DB, cp Checkpoint)
 	return fmt.Errorf("%w: %w: binlog %s (checkpoint %s:%d, GTID %s) is no longer on shard %d (%s); "+
 		"set capture.snapshot_mode = \"when_needed\" to take a new snapshot", ErrFatal, ErrBinlogPurged,
 		cp.File, cp.File, cp.Pos, cp.GTID, c.cfg.Shard, missing)
+}
+
+// checkDiverged reports ErrDiverged when srv's GTID history lacks
+// transactions of cp's.
+func (c *Capture) checkDiverged(cp Checkpoint, srv server) error {
+	if cp.GTID == "" {
+		return nil
+	}
+	lost, err := behind(cp.Flavor, cp.GTID, srv.gtid)
+	if err != nil {
+		return fmt.Errorf("compare GTID sets: %w", err)
+	}
+	if lost == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: %w: shard %d has GTID %s, the checkpoint %s (%s); set capture.snapshot_mode = \"when_needed\" "+
+		"to take a new snapshot, which the consumers rebuild the shard from", ErrFatal, ErrDiverged, c.cfg.Shard, srv.gtid, cp.GTID, lost)
+}
+
+// behind returns what the server's executed GTID set lacks of the
+// checkpoint's, or "" when nothing.
+func behind(flavor, checkpoint, server string) (string, error) {
+	if flavor == mysql.MariaDBFlavor {
+		cp, err := mysql.ParseMariadbGTIDSet(checkpoint)
+		if err != nil {
+			return "", err
+		}
+		have, err := mysql.ParseMariadbGTIDSet(server)
+		if err != nil {
+			return "", err
+		}
+		var lost []string
+		for domain, want := range cp.(*mysql.MariadbGTIDSet).Sets {
+			got, ok := have.(*mysql.MariadbGTIDSet).Sets[domain]
+			if !ok || got.SequenceNumber < want.SequenceNumber {
+				lost = append(lost, fmt.Sprintf("domain %d is at %s, the checkpoint at %s", domain, got, want))
+			}
+		}
+		return strings.Join(lost, "; "), nil
+	}
+	cp, err := mysql.ParseMysqlGTIDSet(checkpoint)
+	if err != nil {
+		return "", err
+	}
+	have, err := mysql.ParseMysqlGTIDSet(server)
+	if err != nil {
+		return "", err
+	}
+	if have.(*mysql.MysqlGTIDSet).Contain(cp) {
+		return "", nil
+	}
+	return "the server's gtid_executed does not contain the checkpoint's", nil
+}
+
+// purged reports whether err is the server refusing a binlog dump because
+// the binlog it starts in is gone.
+func purged(err error) bool {
+	var me *mysql.MyError
+	return errors.As(err, &me) && me.Code == 1236 // ER_MASTER_FATAL_ERROR_READING_BINLOG
 }

@@ -1,0 +1,277 @@
+package capture
+
+// The stream: the binlog read as a replica from a checkpoint, its row
+// events turned into messages by a Decoder, queued to the publisher
+// transaction by transaction, with the checkpoint past each transaction
+// queued after its messages.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/google/uuid"
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// stream reads the binlog from cp and publishes until an error or ctx end.
+func (c *Capture) stream(ctx context.Context, cp Checkpoint) error {
+	host, portStr, err := net.SplitHostPort(c.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("%w: shard address %q: %v", ErrFatal, c.cfg.Addr, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	gset, err := mysql.ParseGTIDSet(cp.Flavor, cp.GTID)
+	if err != nil {
+		return fmt.Errorf("%w: checkpoint GTID %q: %v", ErrFatal, cp.GTID, err)
+	}
+	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: c.cfg.ServerID, Flavor: cp.Flavor, Host: host, Port: uint16(port), User: c.cfg.User, Password: c.cfg.Password,
+		HeartbeatPeriod: time.Second, ReadTimeout: 10 * time.Second, TimestampStringLocation: time.UTC,
+		MaxReconnectAttempts: 3, Logger: slog.New(slog.DiscardHandler),
+		// Decoded events read ahead of the capture: the default of 10,240
+		// costs hundreds of MiB in a large transaction.
+		EventCacheCount: 256,
+	})
+	defer syncer.Close()
+	defer c.spans.abandon()
+	st, err := syncer.StartSyncGTID(gset)
+	if err != nil {
+		return fmt.Errorf("start binlog dump at %s: %w", cp.GTID, err)
+	}
+	c.streaming.Store(true)
+	defer c.streaming.Store(false)
+	c.log.Info("streaming", "shard", c.cfg.Shard, "flavor", cp.Flavor, "gtid", cp.GTID, "file", cp.File, "pos", cp.Pos)
+	// A failed publisher cancels the reading too, also while the binlog is
+	// idle. The publisher outlives ctx a little on shutdown, to save what it
+	// already has (checkpoints included).
+	rctx, cancel := context.WithCancelCause(ctx)
+	pub, stopPub := c.startPublisher(ctx, cancel)
+	defer func() {
+		cancel(nil)
+		stopPub()
+	}()
+	t := c.newTxn(cp, pub)
+	go c.watchLag(rctx)
+	for {
+		ev, err := st.GetEvent(rctx)
+		if cause := context.Cause(rctx); cause != nil && ctx.Err() == nil {
+			return cause // the publisher's error
+		}
+		if err != nil {
+			if errors.Is(err, replication.ErrNeedSyncAgain) || ctx.Err() != nil {
+				return err
+			}
+			if purged(err) {
+				return fmt.Errorf("%w: %w: binlog %s (checkpoint %s:%d, GTID %s) is no longer on shard %d; "+
+					"set capture.snapshot_mode = \"when_needed\" to take a new snapshot: %v",
+					ErrFatal, ErrBinlogPurged, cp.File, cp.File, cp.Pos, cp.GTID, c.cfg.Shard, err)
+			}
+			return fmt.Errorf("read binlog: %w", err)
+		}
+		if err := t.handle(ctx, ev); err != nil {
+			return err
+		}
+	}
+}
+
+// Decoder follows a binlog event stream (rotations, GTIDs, table maps,
+// transaction ends) and turns the row events of the captured tables into
+// the messages the live producer publishes, with their source positions.
+// It is the producer's one path from binlog rows to messages: the stream
+// uses it, and so can a tool that re-reads a binlog range and must publish
+// exactly what the producer did.
+type Decoder struct {
+	enc    *Encoder
+	log    *slog.Logger
+	outbox Outbox
+	// outboxTopics are the outbox topics ensured on this connection.
+	outboxTopics map[string]bool
+	shard        int
+	epoch        int64
+	file         string
+	gtid         string
+	tables       map[uint64]*Table
+	tr           txTrace
+}
+
+// NewDecoder returns a decoder of cfg's capture of a binlog read from file
+// (the rotate event at the start of a dump names it again), whose messages
+// carry epoch; it logs to log (nil: nowhere).
+func NewDecoder(enc *Encoder, cfg Config, log *slog.Logger, file string, epoch int64) *Decoder {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Decoder{enc: enc, log: log, outbox: cfg.Outbox, shard: cfg.Shard, epoch: epoch, file: file, tables: map[uint64]*Table{}}
+}
+
+// End is a transaction boundary in the binlog: where a capture resumes
+// after the transaction.
+type End struct {
+	File string
+	Pos  uint32 // just past the transaction
+	// GTID is the executed GTID set up to and including the transaction,
+	// when the event carries it (nil otherwise).
+	GTID mysql.GTIDSet
+	TsMs int64 // the transaction's commit time
+	// Span is the transaction's span (trace.go) when its writer recorded
+	// a trace context and tracing is on, nil otherwise; the caller ends it.
+	Span trace.Span
+}
+
+// Decode appends the messages of ev to msgs. It returns the transaction end
+// when ev ends one: an XID event, or a query event other than BEGIN (a
+// COMMIT of a non-transactional engine, or DDL such as ALTER TABLE).
+func (d *Decoder) Decode(ctx context.Context, msgs []kafka.Message, ev *replication.BinlogEvent) ([]kafka.Message, *End, error) {
+	h := ev.Header
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		d.file = string(e.NextLogName)
+	case *replication.MariadbGTIDEvent:
+		d.gtid = e.GTID.String()
+	case *replication.GTIDEvent:
+		if u, err := uuid.FromBytes(e.SID); err == nil {
+			d.gtid = u.String() + ":" + strconv.FormatInt(e.GNO, 10)
+		}
+	case *replication.TableMapEvent:
+		if !d.enc.captures(string(e.Schema), string(e.Table)) && !d.isOutbox(string(e.Schema), string(e.Table)) &&
+			!d.isTraceContext(string(e.Schema), string(e.Table)) {
+			return msgs, nil, nil
+		}
+		t, err := TableOf(e)
+		if err != nil {
+			return msgs, nil, fmt.Errorf("%w: %w", ErrFatal, err)
+		}
+		d.tables[e.TableID] = t
+	case *replication.RowsEvent:
+		t := d.tables[e.TableID]
+		if t == nil {
+			return msgs, nil, nil // a table not captured
+		}
+		if d.traceRows(ctx, e, t) {
+			return msgs, nil, nil
+		}
+		if t.name == d.outbox.Table {
+			msgs, err := d.outboxRows(ctx, msgs, h, e, t) // routed, not published as row changes
+			return msgs, nil, err
+		}
+		return d.rows(msgs, h, e, t), nil, nil
+	case *replication.XIDEvent:
+		return msgs, d.end(h, e.GSet), nil
+	case *replication.QueryEvent:
+		if string(e.Query) != "BEGIN" {
+			return msgs, d.end(h, e.GSet), nil
+		}
+	}
+	return msgs, nil, nil
+}
+
+// isOutbox reports whether table of schema db is the outbox.
+func (d *Decoder) isOutbox(db, table string) bool {
+	return d.outbox.Table != "" && table == d.outbox.Table && db == d.enc.db
+}
+
+func (d *Decoder) end(h *replication.EventHeader, gset mysql.GTIDSet) *End {
+	return &End{File: d.file, Pos: h.LogPos, GTID: gset, TsMs: int64(h.Timestamp) * 1000, Span: d.endTrace()}
+}
+
+// rows appends the messages of a rows event.
+func (d *Decoder) rows(msgs []kafka.Message, h *replication.EventHeader, e *replication.RowsEvent, t *Table) []kafka.Message {
+	op := OpCreate
+	step := 1
+	switch h.EventType {
+	case replication.UPDATE_ROWS_EVENTv0, replication.UPDATE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv2,
+		replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1, replication.PARTIAL_UPDATE_ROWS_EVENT:
+		op, step = OpUpdate, 2
+	case replication.DELETE_ROWS_EVENTv0, replication.DELETE_ROWS_EVENTv1, replication.DELETE_ROWS_EVENTv2,
+		replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
+		op = OpDelete
+	}
+	ch := Change{Table: t, Op: op, Source: Source{TsMs: int64(h.Timestamp) * 1000, Snapshot: "false", ServerID: h.ServerID,
+		GTID: d.gtid, File: d.file, Pos: h.LogPos - h.EventSize, Epoch: d.epoch}}
+	now := time.Now()
+	first := len(msgs)
+	for i := 0; i+step <= len(e.Rows); i += step {
+		ch.Before, ch.After = nil, nil
+		switch op {
+		case OpCreate:
+			ch.After = e.Rows[i]
+		case OpDelete:
+			ch.Before = e.Rows[i]
+		case OpUpdate:
+			ch.Before, ch.After = e.Rows[i], e.Rows[i+1]
+		}
+		ch.Source.Row = i / step
+		msgs = d.enc.Append(msgs, &ch, now)
+	}
+	d.traced(msgs, first)
+	d.tr.rows += len(e.Rows) / step
+	d.enc.metrics.read(t.name, op, len(e.Rows)/step)
+	d.enc.metrics.lag(int64(h.Timestamp))
+	return msgs
+}
+
+// txn tracks the transaction being read and the messages not yet queued.
+type txn struct {
+	c       *Capture
+	cp      Checkpoint // the last checkpoint queued
+	pub     *publisher
+	dec     *Decoder
+	pending []kafka.Message
+}
+
+func (c *Capture) newTxn(cp Checkpoint, pub *publisher) *txn {
+	return &txn{c: c, cp: cp, pub: pub, dec: NewDecoder(c.enc, c.cfg, c.log, cp.File, cp.Epoch)}
+}
+
+func (t *txn) handle(ctx context.Context, ev *replication.BinlogEvent) error {
+	var end *End
+	var err error
+	if t.pending, end, err = t.dec.Decode(ctx, t.pending, ev); err != nil {
+		return err
+	}
+	if end != nil {
+		return t.commit(ctx, end)
+	}
+	if len(t.pending) >= t.c.cfg.FlushRows {
+		return t.flush(ctx)
+	}
+	return nil
+}
+
+// flush hands the pending messages to the publisher.
+func (t *txn) flush(ctx context.Context) error {
+	if len(t.pending) == 0 {
+		return nil
+	}
+	if err := t.pub.send(ctx, item{msgs: t.pending}); err != nil {
+		return err
+	}
+	t.c.log.Debug("queued", "messages", len(t.pending))
+	t.pending = make([]kafka.Message, 0, t.c.cfg.FlushRows)
+	return nil
+}
+
+// commit ends a transaction: its messages are queued, then the checkpoint
+// past it, which the publisher saves once they are all acknowledged.
+func (t *txn) commit(ctx context.Context, end *End) error {
+	if err := t.flush(ctx); err != nil {
+		return err
+	}
+	cp := t.cp
+	cp.File, cp.Pos, cp.TsMs = end.File, end.Pos, end.TsMs
+	if end.GTID != nil {
+		cp.GTID = end.GTID.String()
+	}
+	t.cp = cp
+	t.c.committed(cp, end.Span)
+	t.c.log.Debug("transaction end", "gtid", cp.GTID, "file", cp.File, "pos", cp.Pos)
+	return t.pub.send(ctx, item{cp: &cp})
+}
