@@ -31,9 +31,9 @@ type Config struct {
 		SnapshotLockTimeout time.Duration `mapstructure:"snapshot_lock_timeout"`
 		FlushRows           int           `mapstructure:"flush_rows"`
 		Tables              []string      `mapstructure:"tables"`
-		// Keys maps a table to its key columns (comma-separated), or to
-		// "ordering" for the events table's ordering key; tables not listed
-		// are keyed by "id".
+		// Keys maps a table to its key columns (comma-separated; Debezium's
+		// message.key.columns), or to "ordering" for the events table's
+		// ordering key; tables not listed are keyed by their primary key.
 		Keys map[string]string `mapstructure:"keys"`
 		// Outbox routes the transactional outbox (SPEC §5) as Debezium's
 		// Outbox Event Router; its rows are never published as row changes.
@@ -51,7 +51,20 @@ type Config struct {
 			// created at start; others are created on first use.
 			AggregateTypes []string `mapstructure:"aggregate_types"`
 		} `mapstructure:"outbox"`
+		// Format is the message value format: json, or json-with-schema
+		// (Kafka Connect's JsonConverter with schemas.enable=true).
+		Format string `mapstructure:"format"`
+		// KeyFormat is the key format; empty means Format.
+		KeyFormat string `mapstructure:"key_format"`
+		// Tombstones follows each delete with a tombstone (null value).
+		Tombstones bool `mapstructure:"tombstones"`
+		// TransactionMetadata is Debezium's provide.transaction.metadata.
+		TransactionMetadata bool `mapstructure:"transaction_metadata"`
 	} `mapstructure:"capture"`
+	Heartbeat struct {
+		// Interval between heartbeats on <prefix>.heartbeat; 0 sends none.
+		Interval time.Duration `mapstructure:"interval"`
+	} `mapstructure:"heartbeat"`
 	Kafka struct {
 		Brokers         []string `mapstructure:"brokers"`
 		TopicPrefix     string   `mapstructure:"topic_prefix"`
@@ -79,6 +92,9 @@ func defaults() *Config {
 	c.Capture.Outbox.AggregateTypes = append([]string(nil), topics.OutboxAggregates...)
 	c.Capture.Keys = map[string]string{"events": "ordering", "account_transaction": "user_id", "purchase_history": "order_id",
 		"order_return": "order_id", "shop": "id", "shop_state": "shop_id"}
+	c.Capture.Format = string(capture.FormatJSON)
+	c.Capture.Tombstones = true
+	c.Heartbeat.Interval = 10 * time.Second
 	c.Kafka.Brokers = []string{"127.0.0.1:9092"}
 	c.Kafka.TopicPrefix = topics.DefaultPrefix
 	c.Kafka.Topics = topics.DefaultSettings
@@ -98,6 +114,10 @@ func (c *Config) Validate() error {
 	ch.Check(c.Capture.SnapshotLockTimeout >= time.Second, "capture.snapshot_lock_timeout", "must be at least 1s, got %s", c.Capture.SnapshotLockTimeout)
 	ch.Check(c.Capture.FlushRows >= 1, "capture.flush_rows", "must be at least 1")
 	ch.Check(len(c.Capture.Tables) > 0, "capture.tables", "must list at least one table")
+	ch.Check(validFormat(c.Capture.Format), "capture.format", "must be json or json-with-schema, got %q", c.Capture.Format)
+	ch.Check(c.Capture.KeyFormat == "" || validFormat(c.Capture.KeyFormat), "capture.key_format",
+		"must be json, json-with-schema or empty (as capture.format), got %q", c.Capture.KeyFormat)
+	ch.Check(c.Heartbeat.Interval >= 0, "heartbeat.interval", "must be 0 (none) or positive, got %s", c.Heartbeat.Interval)
 	ch.Check(len(c.Kafka.Brokers) > 0, "kafka.brokers", "must list at least one broker")
 	ch.Check(c.Kafka.TopicPrefix != "", "kafka.topic_prefix", "must be set")
 	c.Kafka.Topics.Check(&ch, "kafka")
@@ -138,6 +158,18 @@ func (c *Config) Validate() error {
 	return ch.Err()
 }
 
+func validFormat(f string) bool {
+	return f == string(capture.FormatJSON) || f == string(capture.FormatJSONWithSchema)
+}
+
+// keyFormat is the key format: key_format, else format.
+func (c *Config) keyFormat() capture.Format {
+	if c.Capture.KeyFormat == "" {
+		return capture.Format(c.Capture.Format)
+	}
+	return capture.Format(c.Capture.KeyFormat)
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
@@ -164,7 +196,7 @@ func (c *Config) tables() map[string]capture.Key {
 		case "ordering":
 			out[t] = capture.Key{Ordering: true}
 		case "":
-			out[t] = capture.Key{Columns: []string{"id"}}
+			out[t] = capture.Key{} // the primary key
 		default:
 			out[t] = capture.Key{Columns: strings.Split(spec, ",")}
 		}

@@ -13,7 +13,7 @@ func TestSampleConfig(t *testing.T) {
 	want.Shard = 0 // the sample names shard 0; the default is "unset"
 	configtest.SampleMatchesDefaults(t, "../deploy/config/cdc-producer.toml", cfg, want)
 	keys := cfg.tables()
-	if !keys["events"].Ordering || keys["good"].Columns[0] != "id" || keys["purchase_history"].Columns[0] != "order_id" {
+	if !keys["events"].Ordering || len(keys["good"].Columns) != 0 || keys["purchase_history"].Columns[0] != "order_id" {
 		t.Errorf("table keys = %+v", keys)
 	}
 }

@@ -58,6 +58,12 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 func stream(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	tables := cfg.tables()
 	specs := []topics.Spec{cfg.Kafka.Topics.Compacted(cfg.Kafka.CheckpointTopic)}
+	if cfg.Heartbeat.Interval > 0 {
+		specs = append(specs, cfg.Kafka.Topics.Compacted(capture.HeartbeatTopic(cfg.Kafka.TopicPrefix)))
+	}
+	if cfg.Capture.TransactionMetadata {
+		specs = append(specs, cfg.Kafka.Topics.Changes(capture.TransactionTopic(cfg.Kafka.TopicPrefix)))
+	}
 	for t := range tables {
 		specs = append(specs, cfg.Kafka.Topics.Changes(topics.Table(cfg.Kafka.TopicPrefix, t)))
 	}
@@ -79,7 +85,9 @@ func stream(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	c := capture.New(capture.Config{Shard: cfg.Shard, Addr: cfg.Database.Addr, User: cfg.Database.User, Password: cfg.Database.Password,
 		Database: cfg.Database.Database, Flavor: cfg.Capture.Flavor, ServerID: cfg.Capture.ServerID, Tables: tables,
 		TopicPrefix: cfg.Kafka.TopicPrefix, FlushRows: cfg.Capture.FlushRows, Snapshot: capture.SnapshotMode(cfg.Capture.SnapshotMode),
-		SnapshotLockTimeout: cfg.Capture.SnapshotLockTimeout, Outbox: outbox},
+		SnapshotLockTimeout: cfg.Capture.SnapshotLockTimeout, Outbox: outbox, ValueFormat: capture.Format(cfg.Capture.Format), KeyFormat: cfg.keyFormat(),
+		Tombstones: cfg.Capture.Tombstones, TransactionMetadata: cfg.Capture.TransactionMetadata,
+		HeartbeatInterval: cfg.Heartbeat.Interval, Name: fmt.Sprintf("cdc-producer-%d", cfg.Shard)},
 		cfg.Kafka.Brokers, cps, log, capture.NewMetrics(reg))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.Run(ctx) })

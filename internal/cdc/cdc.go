@@ -4,33 +4,39 @@
 package cdc
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 )
 
-// Source is the envelope's source block: Debezium's MySQL fields plus our
-// shard and epoch. Within one shard, (epoch, file, pos, row) orders the
+// Source is the envelope's source block: Debezium's MySQL/MariaDB fields
+// plus our shard and epoch. Within one shard, (epoch, file, pos, row) orders the
 // changes: positions are comparable within an epoch, and the producer
 // starts a new epoch whenever positions stop being comparable with the
 // earlier ones or the state must be rebuilt (a snapshot, a re-anchor on
 // another server, a restored shard, RESET MASTER).
 type Source struct {
-	Version   string `json:"version"`
-	Connector string `json:"connector"`
-	Name      string `json:"name"`
-	TsMs      int64  `json:"ts_ms"`
-	Snapshot  string `json:"snapshot"`
-	DB        string `json:"db"`
-	Table     string `json:"table"`
-	ServerID  uint32 `json:"server_id"`
-	GTID      string `json:"gtid,omitempty"`
-	File      string `json:"file"`
-	Pos       uint32 `json:"pos"`
-	Row       int    `json:"row"`
-	Shard     int    `json:"shard"`
-	Epoch     int64  `json:"epoch"`
+	Version   string  `json:"version"`
+	Connector string  `json:"connector"` // mysql or mariadb
+	Name      string  `json:"name"`
+	TsMs      int64   `json:"ts_ms"`
+	Snapshot  string  `json:"snapshot"` // first, true, last, ... during a snapshot; false when streaming
+	DB        string  `json:"db"`
+	Sequence  *string `json:"sequence"`
+	TsUs      int64   `json:"ts_us"`
+	TsNs      int64   `json:"ts_ns"`
+	Table     string  `json:"table"`
+	ServerID  uint32  `json:"server_id"`
+	GTID      string  `json:"gtid"` // "" for null
+	File      string  `json:"file"`
+	Pos       uint32  `json:"pos"`
+	Row       int     `json:"row"`
+	Thread    *int64  `json:"thread"`
+	Query     *string `json:"query"`
+	Shard     int     `json:"shard"`
+	Epoch     int64   `json:"epoch"`
 }
 
 // Operations.
@@ -106,11 +112,42 @@ type Envelope[R any] struct {
 	TsMs   int64  `json:"ts_ms"`
 }
 
-// Decode reads a change event value and checks what every consumer relies
-// on: a known op with the row images it implies, and a source position.
+// withSchema is a message of the json-with-schema format (Kafka Connect's
+// JsonConverter with schemas.enable=true).
+type withSchema struct {
+	Schema  json.RawMessage `json:"schema"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// schemaPrefix starts every json-with-schema message.
+var schemaPrefix = []byte(`{"schema":`)
+
+// Payload returns the payload of a json-with-schema message, or value
+// itself when it is plain JSON.
+func Payload(value []byte) ([]byte, error) {
+	if !bytes.HasPrefix(bytes.TrimLeft(value, " \t\r\n"), schemaPrefix) {
+		return value, nil
+	}
+	var w withSchema
+	if err := json.Unmarshal(value, &w); err != nil {
+		return nil, err
+	}
+	if len(w.Payload) == 0 {
+		return nil, fmt.Errorf("json-with-schema message without payload")
+	}
+	return w.Payload, nil
+}
+
+// Decode reads a change event value, plain JSON or json-with-schema, and
+// checks what every consumer relies on: a known op with the row images it
+// implies, and a source position.
 func Decode[R any](value []byte) (Envelope[R], error) {
 	var e Envelope[R]
-	if err := json.Unmarshal(value, &e); err != nil {
+	payload, err := Payload(value)
+	if err != nil {
+		return e, fmt.Errorf("not a change event: %w", err)
+	}
+	if err := json.Unmarshal(payload, &e); err != nil {
 		return e, fmt.Errorf("not a change event: %w", err)
 	}
 	switch e.Op {

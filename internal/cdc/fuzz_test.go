@@ -14,6 +14,9 @@ func FuzzDecode(f *testing.F) {
 		`{"before":{"id":1},"after":null,"source":{"file":"binlog.000001","pos":4,"row":2},"op":"d"}`,
 		`{"before":{"id":1},"after":{"id":1},"source":{"file":"mysql-bin.999999","pos":4294967295,"row":999999999,"epoch":999999999},"op":"u"}`,
 		`{"after":{"id":1},"source":{"file":"binlog","pos":1},"op":"r"}`, `null`, `{"op":"x"}`,
+		`{"before":{"id":2,"active":false},"after":null,"source":{"version":"shopledger-cdc-2","connector":"mariadb","name":"shop","ts_ms":1,"snapshot":"false","db":"shop","sequence":null,"ts_us":1000,"ts_ns":1000000,"table":"shop","server_id":11,"gtid":null,"file":"binlog.000003","pos":9,"row":1,"thread":7,"query":null,"shard":0,"epoch":1},"transaction":{"id":"0-11-5","total_order":2,"data_collection_order":1},"op":"d","ts_ms":2,"ts_us":2000,"ts_ns":2000000}`,
+		`{"schema":{"type":"struct","optional":false,"name":"shop.shop.shop.Envelope","version":2},"payload":{"after":{"id":1,"active":true},"source":{"file":"binlog.000001","pos":4,"snapshot":"last"},"op":"r"}}`,
+		`{"schema":null,"payload":null}`, ` {"schema":{}}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -32,7 +32,7 @@ func eventsTable() *replication.TableMapEvent {
 // of 100 inserted events rows to their messages (per row: ns, B, allocs).
 func BenchmarkDecodeInsert(b *testing.B) {
 	cfg := Config{Shard: 1, Database: "shop", TopicPrefix: "shop", Tables: map[string]Key{"events": {Ordering: true}}}
-	dec := NewDecoder(NewEncoder(cfg, nil), cfg, nil, "binlog.000001", 1)
+	dec := NewDecoder(NewEncoder(cfg, "mariadb", nil), nil, cfg, nil, "binlog.000001", 1)
 	tm := eventsTable()
 	if _, _, err := dec.Decode(b.Context(), nil, &replication.BinlogEvent{Header: &replication.EventHeader{}, Event: tm}); err != nil {
 		b.Fatal(err)

@@ -9,9 +9,8 @@
 // the initial snapshot, stream.go the binlog stream and its Decoder,
 // encode.go the one encoder of both (keys, envelopes), columns.go the
 // column types, json.go the JSON primitives, outbox.go the outbox router,
-// publish.go the publisher
-// behind the reader, checkpoint.go the checkpoint store, metrics.go the
-// metrics and lag, errors.go the errors.
+// publish.go the publisher behind the reader, checkpoint.go the checkpoint
+// store, metrics.go the metrics and lag, errors.go the errors.
 package capture
 
 import (
@@ -66,6 +65,21 @@ type Config struct {
 	SnapshotLockTimeout time.Duration
 	// Outbox routes the transactional outbox table (outbox.go).
 	Outbox Outbox
+	// ValueFormat and KeyFormat are the formats of message values and
+	// keys; empty means FormatJSON.
+	ValueFormat, KeyFormat Format
+	// Tombstones follows each delete with a tombstone: the same key, a
+	// null value (Debezium's tombstones.on.delete).
+	Tombstones bool
+	// TransactionMetadata adds the transaction block to every change
+	// event and publishes each transaction's BEGIN and END to
+	// <prefix>.transaction (Debezium's provide.transaction.metadata).
+	TransactionMetadata bool
+	// HeartbeatInterval is how often a heartbeat goes to
+	// <prefix>.heartbeat while streaming; 0 sends none.
+	HeartbeatInterval time.Duration
+	// Name keys the heartbeats: the producer's name.
+	Name string
 }
 
 // SnapshotMode says when the capture reads every row of the captured
@@ -84,12 +98,13 @@ const (
 )
 
 // Topic is the topic of table.
-func (c Config) Topic(table string) string { return topic(c.TopicPrefix, table) }
+func (c Config) Topic(table string) string { return topicOf(c.TopicPrefix, table) }
 
 // Capture streams one shard.
 type Capture struct {
 	cfg     Config
-	enc     *Encoder
+	enc     *Encoder // of the server connected to
+	schema  *Schema  // of the server connected to
 	out     *kafka.Writer
 	cps     *Checkpoints
 	log     *slog.Logger
@@ -104,7 +119,7 @@ type Capture struct {
 
 // New returns a capture publishing through brokers.
 func New(cfg Config, brokers []string, cps *Checkpoints, log *slog.Logger, m *Metrics) *Capture {
-	return &Capture{cfg: cfg, enc: NewEncoder(cfg, m), cps: cps, log: log, metrics: m, out: &kafka.Writer{
+	return &Capture{cfg: cfg, cps: cps, log: log, metrics: m, out: &kafka.Writer{
 		Addr: kafka.TCP(brokers...), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
 		// BatchBytes stays under the broker's default message.max.bytes (1 MiB).
 		BatchSize: cfg.FlushRows, BatchBytes: 1_000_000, BatchTimeout: time.Millisecond, MaxAttempts: 5,
@@ -186,6 +201,7 @@ func (c *Capture) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.enc, c.schema = NewEncoder(c.cfg, srv.flavor, c.metrics), NewSchema(db, c.cfg.Database, srv.flavor)
 	cp, ok, err := c.cps.Load(ctx, c.cfg.Shard)
 	if err != nil {
 		return err

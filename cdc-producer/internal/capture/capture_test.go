@@ -23,14 +23,16 @@ import (
 )
 
 type env struct {
-	t       *testing.T
-	inst    *localdb.Instance
-	db      *sql.DB
-	cluster *kfake.Cluster
-	port    int    // the broker's port, kept across a restart
-	dir     string // the broker's data
-	brokers []string
-	cfg     Config
+	t *testing.T
+	// tombstones are the keys of the tombstones the last consume read.
+	tombstones []string
+	inst       *localdb.Instance
+	db         *sql.DB
+	cluster    *kfake.Cluster
+	port       int    // the broker's port, kept across a restart
+	dir        string // the broker's data
+	brokers    []string
+	cfg        Config
 }
 
 // startBroker (re)starts the broker on e.port with its data in e.dir.
@@ -54,7 +56,7 @@ func setup(t *testing.T, snapshot SnapshotMode) *env {
 	}
 	e := &env{t: t, inst: inst, db: db, port: port, dir: t.TempDir(), cfg: Config{
 		Shard: 1, Addr: inst.Addr(), User: "cdc", Database: "shop", ServerID: 1001, TopicPrefix: "shop", FlushRows: 5000,
-		Snapshot: snapshot, SnapshotLockTimeout: 5 * time.Second, Tables: map[string]Key{"good": {Columns: []string{"id"}},
+		Snapshot: snapshot, SnapshotLockTimeout: 5 * time.Second, Tombstones: true, Tables: map[string]Key{"good": {},
 			"events": {Ordering: true}, "account_transaction": {Columns: []string{"user_id"}}},
 	}}
 	e.startBroker()
@@ -124,6 +126,7 @@ func (e *env) consume(topic string, want int) []msg {
 	}
 	defer cl.Close()
 	var out []msg
+	e.tombstones = nil
 	seen := map[Source]bool{}
 	deadline := time.Now().Add(20 * time.Second)
 	for len(out) < want && time.Now().Before(deadline) {
@@ -131,6 +134,10 @@ func (e *env) consume(topic string, want int) []msg {
 		fs := cl.PollFetches(ctx)
 		cancel()
 		fs.EachRecord(func(r *kgo.Record) {
+			if r.Value == nil {
+				e.tombstones = append(e.tombstones, string(r.Key))
+				return
+			}
 			var m msg
 			if err := json.Unmarshal(r.Key, &m.key); err != nil {
 				e.t.Fatalf("key %s: %v", r.Key, err)
@@ -140,7 +147,7 @@ func (e *env) consume(topic string, want int) []msg {
 			}
 			json.Unmarshal(r.Value, &m.raw)
 			pos := m.env.Source
-			pos.TsMs = 0
+			pos.TsMs, pos.TsUs, pos.TsNs = 0, 0, 0
 			if !seen[pos] {
 				seen[pos] = true
 				out = append(out, m)
@@ -158,8 +165,8 @@ func before(a, b Source) bool {
 	if a.Epoch != b.Epoch {
 		return a.Epoch < b.Epoch
 	}
-	if a.Snapshot != b.Snapshot {
-		return a.Snapshot == "true"
+	if sa, sb := a.Snapshot != SnapshotFalse, b.Snapshot != SnapshotFalse; sa != sb {
+		return sa // a snapshot's rows come before the changes streamed after it
 	}
 	if a.File != b.File {
 		return a.File < b.File
@@ -202,11 +209,24 @@ func TestSnapshotThenStream(t *testing.T) {
 		t.Errorf("delete = %+v, want before id 2 and no after", d)
 	}
 	src := goods[2].env.Source
-	if src.Connector != "mysql" || src.DB != "shop" || src.Table != "good" || src.Shard != 1 || src.File == "" ||
+	if src.Connector != "mariadb" || src.DB != "shop" || src.Table != "good" || src.Shard != 1 || src.File == "" ||
 		src.Pos == 0 || src.GTID == "" || src.Snapshot != "false" || src.ServerID == 0 || src.Name != "shop" {
 		t.Errorf("source = %+v, want every Debezium field set", src)
 	}
-	for _, field := range []string{"before", "after", "source", "op", "ts_ms"} {
+	if got := strings.Join(e.tombstones, " "); got != `{"id":2}` {
+		t.Errorf("tombstones = %s, want one after the delete of id 2", got)
+	}
+	var markers []string
+	for _, m := range goods[:2] {
+		markers = append(markers, m.env.Source.Snapshot)
+	}
+	// good is the last of the three tables (account_transaction and events
+	// are empty): its first row is its table's first, its last the
+	// snapshot's last.
+	if strings.Join(markers, " ") != "first_in_data_collection last" {
+		t.Errorf("snapshot markers = %v, want first_in_data_collection, last", markers)
+	}
+	for _, field := range []string{"before", "after", "source", "transaction", "op", "ts_ms", "ts_us", "ts_ns"} {
 		if _, ok := goods[2].raw[field]; !ok {
 			t.Errorf("envelope lacks %q: %v", field, goods[2].raw)
 		}

@@ -1,187 +1,434 @@
 package capture
 
-// Column types: how each MySQL/MariaDB column value is rendered, the same
-// whether it comes from the binlog (go-mysql's decoded values) or from the
-// snapshot's query (the text protocol's bytes).
+// Column types: what each MySQL/MariaDB column is in Debezium's terms (its
+// Kafka Connect schema type and semantic name, as Debezium's MariaDB and
+// MySQL connectors write them with decimal.handling.mode=string,
+// time.precision.mode=adaptive_time_microseconds,
+// bigint.unsigned.handling.mode=long, binary.handling.mode=bytes and
+// TINYINT(1) as boolean), derived from a binlog table map or from
+// information_schema, the same either way, so that a row reads the same
+// from the snapshot and from the binlog.
 
 import (
-	"database/sql"
-	"encoding/base64"
+	"bytes"
 	"fmt"
-	"strconv"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 )
 
-// Table describes a captured table's columns, as one table map event (or
-// the snapshot's query) gives them, and converts their values.
-type Table struct {
-	name  string
-	names []string
-	conv  []func(any) any
+// kind is how a column's values are rendered.
+type kind uint8
+
+// The kinds of columns.
+const (
+	kindInteger       kind = iota // TINYINT..BIGINT: a JSON number (int16, int32 or int64)
+	kindBoolean                   // BOOLEAN/TINYINT(1), BIT(1): true or false
+	kindBits                      // BIT(n>1): bytes, little-endian, io.debezium.data.Bits
+	kindFloat                     // FLOAT: float
+	kindDouble                    // DOUBLE: double
+	kindDecimal                   // DECIMAL: its digits as a string
+	kindDate                      // DATE: days since the epoch, io.debezium.time.Date
+	kindTime                      // TIME: microseconds, io.debezium.time.MicroTime
+	kindDatetime                  // DATETIME(0-3): epoch ms, io.debezium.time.Timestamp
+	kindDatetimeMicro             // DATETIME(4-6): epoch µs, io.debezium.time.MicroTimestamp
+	kindTimestamp                 // TIMESTAMP: ISO-8601 UTC string, io.debezium.time.ZonedTimestamp
+	kindYear                      // YEAR: io.debezium.time.Year
+	kindEnum                      // ENUM: its label, io.debezium.data.Enum
+	kindSet                       // SET: its labels joined by commas, io.debezium.data.EnumSet
+	kindJSON                      // MySQL's JSON: its text, io.debezium.data.Json
+	kindText                      // CHAR, VARCHAR, TEXT (and MariaDB's JSON, a LONGTEXT)
+	kindBinary                    // BINARY, VARBINARY, BLOB (and spatial types): bytes, base64
+)
+
+// column is one column: how its values are written and its schema.
+type column struct {
+	name     string
+	kind     kind
+	intType  string // kindInteger: int16, int32 or int64
+	unsigned bool
+	optional bool
+	// size is the bits of a BIT, the bytes a BINARY(n) is padded to (0 for
+	// other binary types), the fractional digits of a TIME, DATETIME or
+	// TIMESTAMP.
+	size   int
+	labels []string // ENUM and SET
+	def    []byte   // the schema's default value as JSON; nil for none
 }
 
-// binaryCollation is the collation id of binary strings (BLOB, VARBINARY).
+// Table describes a captured table's columns, as one table map event (with
+// information_schema's details) or the snapshot's information_schema gives
+// them, and caches their schemas.
+type Table struct {
+	name  string
+	topic string // set by the encoder
+	cols  []column
+	// pk holds the indexes of the primary key's columns, the default key.
+	pk []int
+	// schemas caches the encoded schemas and key shapes, built on first
+	// use.
+	schemas tableSchemas
+	// mapped is what the table map the table was derived from said of its
+	// columns (copied: go-mysql may reuse the event's buffer), to tell
+	// whether the next table map of the same id is the same; nil for the
+	// snapshot's.
+	mapped []byte
+}
+
+// appendFingerprint appends what a table map says of its columns.
+func appendFingerprint(b []byte, tm *replication.TableMapEvent) []byte {
+	b = append(b, tm.ColumnType...)
+	for _, m := range tm.ColumnMeta {
+		b = append(b, byte(m), byte(m>>8))
+	}
+	b = append(b, tm.NullBitmap...)
+	b = append(b, tm.SignednessBitmap...)
+	for _, n := range tm.ColumnName {
+		b = append(b, n...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// sameMap reports whether a table map's fingerprint is the one t was
+// derived from.
+func (t *Table) sameMap(fp []byte) bool { return t.mapped != nil && bytes.Equal(t.mapped, fp) }
+
+// Name is the table's name.
+func (t *Table) Name() string { return t.name }
+
+// index returns the index of column name, or -1.
+func (t *Table) index(name string) int {
+	for i := range t.cols {
+		if t.cols[i].name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// value returns the value of column name in row as a plain Go value (a
+// string for text, JSON, DECIMAL and an ENUM's label, an int64 for an
+// integer, what go-mysql decoded otherwise), or nil for NULL or no such
+// column; for the outbox router, which routes by column values.
+func (t *Table) value(row []any, name string) any {
+	i := t.index(name)
+	if i < 0 || i >= len(row) || row[i] == nil {
+		return nil
+	}
+	c, v := &t.cols[i], row[i]
+	switch c.kind {
+	case kindText, kindJSON, kindDecimal:
+		if b, ok := v.([]byte); ok {
+			return string(b)
+		}
+	case kindEnum:
+		if n, ok := toInt(v); ok && n >= 1 && int(n) <= len(c.labels) {
+			return c.labels[n-1]
+		}
+		if b, ok := v.([]byte); ok {
+			return string(b)
+		}
+	case kindInteger:
+		if n, ok := toInt(v); ok {
+			return n
+		}
+	}
+	return v
+}
+
+// binaryCollation is the collation id of binary strings (BINARY, BLOB).
 const binaryCollation = 63
 
-// TableOf derives a table's column names and value converters from a table
-// map event. The
-// converters give Debezium's JSON representations: integers as numbers,
-// DECIMAL as a string (decimal.handling.mode=string), DATETIME as epoch
-// milliseconds (io.debezium.time.Timestamp; epoch microseconds for
-// precision above 3), TIMESTAMP as an ISO-8601 UTC string, ENUM as its label,
-// text and JSON as strings, binary as base64.
-func TableOf(t *replication.TableMapEvent) (*Table, error) {
+// TableOf derives a table's columns from a table map event (which needs
+// binlog_row_metadata=FULL for names, signedness, labels and character
+// sets), completed by info, the table's information_schema columns, for
+// what the binlog does not carry: TINYINT(1), default values. info may be
+// nil; a column it lacks or whose type differs (a later ALTER TABLE) is
+// derived from the table map alone.
+func TableOf(t *replication.TableMapEvent, info []infoColumn) (*Table, error) {
 	names := t.ColumnNameString()
 	if len(names) != int(t.ColumnCount) {
 		return nil, fmt.Errorf("%s.%s: %w", t.Schema, t.Table, ErrNoColumnNames)
 	}
-	enums, colls := t.EnumStrValueMap(), t.CollationMap()
-	c := &Table{name: string(t.Table), names: names, conv: make([]func(any) any, len(names))}
-	for i := range names {
-		// BLOB and TEXT share a type; the binary collation tells them apart.
-		text := t.IsCharacterColumn(i) && colls[i] != binaryCollation
-		c.conv[i] = converter(t.ColumnType[i], t.ColumnMeta[i], text, enums[i])
+	unsigned, colls := t.UnsignedMap(), t.CollationMap()
+	enums, sets := t.EnumStrValueMap(), t.SetStrValueMap()
+	tbl := &Table{name: string(t.Table), cols: make([]column, len(names)), mapped: appendFingerprint(nil, t)}
+	for i, name := range names {
+		c := column{name: name, unsigned: unsigned[i], optional: true}
+		if ok, null := t.Nullable(i); ok {
+			c.optional = null
+		}
+		typ, meta := t.ColumnType[i], t.ColumnMeta[i]
+		if typ == mysql.MYSQL_TYPE_STRING && meta >= 256 { // CHAR, BINARY, ENUM, SET: the real type in meta
+			if real := byte(meta >> 8); real == mysql.MYSQL_TYPE_ENUM || real == mysql.MYSQL_TYPE_SET {
+				typ = real
+			} else {
+				// The length's high bits are folded into the real type byte.
+				meta = uint16(int(meta&0xff) | int((real&0x30)^0x30)<<4)
+			}
+		}
+		if err := c.fromBinlog(typ, meta, colls[i] == binaryCollation || !t.IsCharacterColumn(i), enums[i], sets[i]); err != nil {
+			return nil, fmt.Errorf("%s.%s column %s: %w", t.Schema, t.Table, name, err)
+		}
+		if ic := findInfo(info, name); ic != nil {
+			c.complete(ic)
+		}
+		tbl.cols[i] = c
 	}
-	return c, nil
+	for _, k := range t.PrimaryKey {
+		if int(k) < len(names) {
+			tbl.pk = append(tbl.pk, int(k))
+		}
+	}
+	return tbl, nil
 }
 
-func converter(typ byte, meta uint16, text bool, enum []string) func(any) any {
+// fromBinlog sets the kind and size from a table map's column type, meta
+// data and character set.
+func (c *column) fromBinlog(typ byte, meta uint16, binary bool, enum, set []string) error {
 	switch typ {
-	case mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_DATETIME2:
-		micro := typ == mysql.MYSQL_TYPE_DATETIME2 && meta > 3
-		return func(v any) any { return datetime(v, micro) }
-	case mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIMESTAMP2:
-		return func(v any) any {
-			if s, ok := v.(string); ok {
-				if t, err := parseDatetime(s); err == nil {
-					return t.Format("2006-01-02T15:04:05.999999Z")
-				}
-			}
-			return v
+	case mysql.MYSQL_TYPE_TINY:
+		c.kind, c.intType = kindInteger, "int16"
+	case mysql.MYSQL_TYPE_SHORT:
+		c.kind, c.intType = kindInteger, "int16"
+		if c.unsigned {
+			c.intType = "int32"
 		}
-	case mysql.MYSQL_TYPE_STRING:
-		if enum != nil { // ENUM columns are logged as MYSQL_TYPE_STRING
-			return func(v any) any { return enumLabel(v, enum) }
+	case mysql.MYSQL_TYPE_INT24:
+		c.kind, c.intType = kindInteger, "int32"
+	case mysql.MYSQL_TYPE_LONG:
+		c.kind, c.intType = kindInteger, "int32"
+		if c.unsigned {
+			c.intType = "int64"
 		}
+	case mysql.MYSQL_TYPE_LONGLONG:
+		c.kind, c.intType = kindInteger, "int64"
+	case mysql.MYSQL_TYPE_BIT:
+		c.size = int(meta>>8)*8 + int(meta&0xff)
+		c.kind = kindBits
+		if c.size == 1 {
+			c.kind = kindBoolean
+		}
+	case mysql.MYSQL_TYPE_FLOAT:
+		c.kind = kindFloat
+	case mysql.MYSQL_TYPE_DOUBLE:
+		c.kind = kindDouble
+	case mysql.MYSQL_TYPE_NEWDECIMAL, mysql.MYSQL_TYPE_DECIMAL:
+		c.kind = kindDecimal
+	case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE:
+		c.kind = kindDate
+	case mysql.MYSQL_TYPE_TIME:
+		c.kind = kindTime
+	case mysql.MYSQL_TYPE_TIME2:
+		c.kind, c.size = kindTime, int(meta)
+	case mysql.MYSQL_TYPE_DATETIME:
+		c.kind = kindDatetime
+	case mysql.MYSQL_TYPE_DATETIME2:
+		c.kind, c.size = kindDatetime, int(meta)
+		if meta > 3 {
+			c.kind = kindDatetimeMicro
+		}
+	case mysql.MYSQL_TYPE_TIMESTAMP:
+		c.kind = kindTimestamp
+	case mysql.MYSQL_TYPE_TIMESTAMP2:
+		c.kind, c.size = kindTimestamp, int(meta)
+	case mysql.MYSQL_TYPE_YEAR:
+		c.kind = kindYear
 	case mysql.MYSQL_TYPE_ENUM:
-		return func(v any) any { return enumLabel(v, enum) }
+		c.kind, c.labels = kindEnum, enum
+	case mysql.MYSQL_TYPE_SET:
+		c.kind, c.labels = kindSet, set
 	case mysql.MYSQL_TYPE_JSON:
-		return func(v any) any {
-			if b, ok := v.([]byte); ok {
-				return string(b)
-			}
-			return v
+		c.kind = kindJSON
+	case mysql.MYSQL_TYPE_STRING:
+		c.kind = kindText
+		if binary {
+			c.kind, c.size = kindBinary, int(meta) // BINARY(n) is padded to n
 		}
-	}
-	return func(v any) any {
-		if b, ok := v.([]byte); ok {
-			if text {
-				return string(b)
-			}
-			return base64.StdEncoding.EncodeToString(b)
+	case mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_BLOB, mysql.MYSQL_TYPE_TINY_BLOB,
+		mysql.MYSQL_TYPE_MEDIUM_BLOB, mysql.MYSQL_TYPE_LONG_BLOB:
+		c.kind = kindText
+		if binary {
+			c.kind = kindBinary
 		}
-		return v
-	}
-}
-
-func enumLabel(v any, labels []string) any {
-	var i int64
-	switch n := v.(type) {
-	case int64:
-		i = n
-	case int:
-		i = int64(n)
+	case mysql.MYSQL_TYPE_GEOMETRY:
+		c.kind = kindBinary
 	default:
-		return v
+		return fmt.Errorf("%w: binlog column type %d", ErrUnsupportedType, typ)
 	}
-	if i >= 1 && int(i) <= len(labels) {
-		return labels[i-1]
-	}
-	return ""
+	return nil
 }
 
-func parseDatetime(s string) (time.Time, error) {
-	return time.ParseInLocation("2006-01-02 15:04:05.999999", s, time.UTC)
+// complete takes from information_schema what the binlog lacks: that a
+// TINYINT is TINYINT(1), a boolean; the default value. It is ignored when
+// its type is not the binlog's (the table changed since the event).
+func (c *column) complete(ic *infoColumn) {
+	var fromInfo column
+	if err := fromInfo.fromInfo(ic); err != nil {
+		return
+	}
+	same := fromInfo.kind == c.kind || (fromInfo.kind == kindBoolean && c.kind == kindInteger && ic.dataType == "tinyint")
+	if !same || (c.kind == kindInteger && fromInfo.intType != c.intType && fromInfo.kind != kindBoolean) {
+		return
+	}
+	c.kind = fromInfo.kind
+	c.def = fromInfo.def
+	if len(c.labels) == 0 {
+		c.labels = fromInfo.labels
+	}
 }
 
-func datetime(v any, micro bool) any {
-	s, ok := v.(string)
-	if !ok {
-		return v
+// findInfo returns the information_schema column called name, or nil.
+func findInfo(info []infoColumn, name string) *infoColumn {
+	for i := range info {
+		if info[i].name == name {
+			return &info[i]
+		}
 	}
-	if strings.HasPrefix(s, "0000-00-00") {
+	return nil
+}
+
+// tableOfInfo derives a table's columns from information_schema alone, for
+// the snapshot.
+func tableOfInfo(name string, info []infoColumn) (*Table, error) {
+	t := &Table{name: name, cols: make([]column, len(info))}
+	for i := range info {
+		if err := t.cols[i].fromInfo(&info[i]); err != nil {
+			return nil, fmt.Errorf("%s column %s: %w", name, info[i].name, err)
+		}
+		if info[i].keySeq > 0 {
+			t.pk = append(t.pk, i)
+		}
+	}
+	slices.SortFunc(t.pk, func(a, b int) int { return info[a].keySeq - info[b].keySeq })
+	return t, nil
+}
+
+// fromInfo derives a column from information_schema.
+func (c *column) fromInfo(ic *infoColumn) error {
+	c.name, c.optional = ic.name, ic.nullable
+	c.unsigned = strings.Contains(ic.columnType, "unsigned")
+	switch ic.dataType {
+	case "tinyint":
+		c.kind, c.intType = kindInteger, "int16"
+		if strings.HasPrefix(ic.columnType, "tinyint(1)") && !c.unsigned {
+			c.kind = kindBoolean
+		}
+	case "smallint":
+		c.kind, c.intType = kindInteger, "int16"
+		if c.unsigned {
+			c.intType = "int32"
+		}
+	case "mediumint":
+		c.kind, c.intType = kindInteger, "int32"
+	case "int", "integer":
+		c.kind, c.intType = kindInteger, "int32"
+		if c.unsigned {
+			c.intType = "int64"
+		}
+	case "bigint":
+		c.kind, c.intType = kindInteger, "int64"
+	case "bit":
+		c.kind, c.size = kindBits, int(ic.numericPrecision)
+		if c.size == 1 {
+			c.kind = kindBoolean
+		}
+	case "float":
+		c.kind = kindFloat
+	case "double", "real":
+		c.kind = kindDouble
+	case "decimal", "numeric":
+		c.kind = kindDecimal
+	case "date":
+		c.kind = kindDate
+	case "time":
+		c.kind, c.size = kindTime, int(ic.datetimePrecision)
+	case "datetime":
+		c.kind, c.size = kindDatetime, int(ic.datetimePrecision)
+		if c.size > 3 {
+			c.kind = kindDatetimeMicro
+		}
+	case "timestamp":
+		c.kind, c.size = kindTimestamp, int(ic.datetimePrecision)
+	case "year":
+		c.kind = kindYear
+	case "enum":
+		c.kind, c.labels = kindEnum, parseLabels(ic.columnType)
+	case "set":
+		c.kind, c.labels = kindSet, parseLabels(ic.columnType)
+	case "json":
+		c.kind = kindJSON
+	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext":
+		c.kind = kindText
+	case "binary":
+		c.kind, c.size = kindBinary, int(ic.octetLength)
+	case "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "geometry", "point", "linestring", "polygon",
+		"multipoint", "multilinestring", "multipolygon", "geometrycollection":
+		c.kind = kindBinary
+	default:
+		return fmt.Errorf("%w: %s", ErrUnsupportedType, ic.columnType)
+	}
+	c.def = defaultOf(c, ic)
+	return nil
+}
+
+// parseLabels reads the labels of enum('a','b”c') or set(...).
+func parseLabels(columnType string) []string {
+	open, end := strings.IndexByte(columnType, '('), strings.LastIndexByte(columnType, ')')
+	if open < 0 || end < open {
 		return nil
 	}
-	t, err := parseDatetime(s)
-	if err != nil {
-		return s
-	}
-	if micro {
-		return t.UnixMicro()
-	}
-	return t.UnixMilli()
-}
-
-// row turns one binlog row image into a column map.
-func (c *Table) row(values []any) map[string]any {
-	m := make(map[string]any, len(c.names))
-	for i, name := range c.names {
-		if i >= len(values) {
+	var labels []string
+	s := columnType[open+1 : end]
+	for len(s) > 0 && s[0] == '\'' {
+		label, rest, ok := unquote(s)
+		if !ok {
 			break
 		}
-		v := values[i]
-		if v != nil {
-			v = c.conv[i](v)
-		}
-		m[name] = v
+		labels = append(labels, label)
+		s = strings.TrimPrefix(rest, ",")
 	}
-	return m
+	return labels
 }
 
-// snapshotConverter gives a selected value the representation the binlog
-// path gives the same column (see columnsOf).
-func snapshotConverter(ct *sql.ColumnType) func([]byte) any {
-	typ := strings.TrimPrefix(ct.DatabaseTypeName(), "UNSIGNED ")
-	switch typ {
-	case "TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT", "YEAR":
-		return func(b []byte) any {
-			if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
-				return v
-			}
-			v, _ := strconv.ParseUint(string(b), 10, 64)
-			return v
+// unquote reads a SQL string literal at the start of s (” and \ escapes)
+// and returns it and what follows.
+func unquote(s string) (string, string, bool) {
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		switch {
+		case s[i] == '\'' && i+1 < len(s) && s[i+1] == '\'':
+			b.WriteByte('\'')
+			i++
+		case s[i] == '\'':
+			return b.String(), s[i+1:], true
+		case s[i] == '\\' && i+1 < len(s):
+			i++
+			b.WriteByte(unescape(s[i]))
+		default:
+			b.WriteByte(s[i])
 		}
-	case "FLOAT", "DOUBLE":
-		return func(b []byte) any { v, _ := strconv.ParseFloat(string(b), 64); return v }
-	case "DATETIME":
-		_, scale, _ := ct.DecimalSize()
-		return func(b []byte) any { return datetime(string(b), scale > 3) }
-	case "TIMESTAMP":
-		return func(b []byte) any {
-			t, err := parseDatetime(string(b))
-			if err != nil {
-				return string(b)
-			}
-			return t.Format("2006-01-02T15:04:05.999999Z")
-		}
-	case "BLOB", "TINYBLOB", "MEDIUMBLOB", "LONGBLOB", "BINARY", "VARBINARY", "BIT", "GEOMETRY":
-		return func(b []byte) any { return base64.StdEncoding.EncodeToString(b) }
 	}
-	return func(b []byte) any { return string(b) } // DECIMAL, text, ENUM, JSON, ...
+	return "", "", false
 }
 
-// tableOfQuery describes the columns of a snapshot query's result, whose
-// values are the text protocol's bytes.
-func tableOfQuery(name string, types []*sql.ColumnType) *Table {
-	t := &Table{name: name, names: make([]string, len(types)), conv: make([]func(any) any, len(types))}
-	for i, ct := range types {
-		t.names[i] = ct.Name()
-		conv := snapshotConverter(ct)
-		t.conv[i] = func(v any) any { return conv(v.([]byte)) }
+func unescape(c byte) byte {
+	switch c {
+	case 'n':
+		return '\n'
+	case 't':
+		return '\t'
+	case 'r':
+		return '\r'
+	case '0':
+		return 0
+	case 'b':
+		return '\b'
+	case 'Z':
+		return 26
 	}
-	return t
+	return c
 }

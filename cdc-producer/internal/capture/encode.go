@@ -1,12 +1,14 @@
 package capture
 
 // The encoder: one path from a row change (of the binlog or of the
-// snapshot) to its Kafka message, written by hand into one buffer in column
-// order; it is the producer's hottest path, and encoding/json on maps is
-// several times slower.
+// snapshot) to its Kafka messages, the same Debezium envelope either way,
+// written by hand in column order straight into large shared buffers (the
+// producer's hottest path: encoding/json on maps is several times slower
+// and allocates per value).
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -18,7 +20,7 @@ import (
 type Source = cdc.Source
 
 // Version is the producer's version in source.version.
-const Version = "shopledger-cdc-1"
+const Version = "shopledger-cdc-2"
 
 // Operations.
 const (
@@ -28,21 +30,47 @@ const (
 	OpRead   = cdc.OpRead
 )
 
+// Snapshot markers of source.snapshot (Debezium's SnapshotRecord).
+const (
+	SnapshotFirst             = "first"
+	SnapshotFirstInCollection = "first_in_data_collection"
+	SnapshotTrue              = "true"
+	SnapshotLastInCollection  = "last_in_data_collection"
+	SnapshotLast              = "last"
+	SnapshotFalse             = "false"
+)
+
 // Encoder turns row changes into the Kafka messages the producer
-// publishes: the topic of the change's table, its key, and its Debezium
-// envelope. It is safe for one goroutine at a time.
+// publishes: the change event on the topic of its table, keyed as
+// configured, and the tombstone after a delete; also heartbeats and
+// transaction metadata. It is used by one goroutine at a time.
 type Encoder struct {
-	prefix  string // topic prefix, also source.name
-	db      string
-	shard   int
-	keys    map[string]Key
-	metrics *Metrics // nil counts nothing
+	prefix     string // topic prefix, also source.name
+	db         string
+	shard      int
+	connector  string // source.connector: mysql or mariadb
+	keys       map[string]Key
+	keyIDs     map[string]string // table -> its configured key columns, joined
+	withSchema bool              // values in json-with-schema
+	keySchemas bool              // keys in json-with-schema
+	tombstones bool
+	metrics    *Metrics // nil counts nothing
+	buf        arena
 }
 
-// NewEncoder returns the encoder of cfg's capture; m counts the bytes it
-// encodes (nil: none).
-func NewEncoder(cfg Config, m *Metrics) *Encoder {
-	return &Encoder{prefix: cfg.TopicPrefix, db: cfg.Database, shard: cfg.Shard, keys: cfg.Tables, metrics: m}
+// NewEncoder returns the encoder of cfg's capture of a server of flavor
+// (mysql or mariadb); m counts the bytes it encodes (nil: none).
+func NewEncoder(cfg Config, flavor string, m *Metrics) *Encoder {
+	e := &Encoder{prefix: cfg.TopicPrefix, db: cfg.Database, shard: cfg.Shard, connector: flavor, keys: cfg.Tables,
+		keyIDs: map[string]string{}, withSchema: cfg.ValueFormat == FormatJSONWithSchema,
+		keySchemas: cfg.KeyFormat == FormatJSONWithSchema, tombstones: cfg.Tombstones, metrics: m}
+	if e.connector == "" {
+		e.connector = "mysql"
+	}
+	for t, k := range cfg.Tables {
+		e.keyIDs[t] = strings.Join(k.Columns, ",")
+	}
+	return e
 }
 
 // captures reports whether table of schema db is captured.
@@ -54,142 +82,140 @@ func (e *Encoder) captures(db, table string) bool {
 // Change is one row change: the row images of one row, in the table's
 // column order (nil when absent: before of an insert, after of a delete),
 // and where it comes from. The encoder fills the source block's constant
-// fields (version, name, db, table, shard).
+// fields (version, connector, name, db, table, shard).
 type Change struct {
 	Table         *Table
 	Op            string // OpCreate, OpUpdate, OpDelete or OpRead
 	Before, After []any
 	Source        Source
+	// Tx places the change in its transaction (the envelope's
+	// transaction block, provide.transaction.metadata); nil writes null.
+	Tx *TxOrder
+}
+
+// TxOrder is a change's place in its transaction.
+type TxOrder struct {
+	ID              string // the transaction's GTID (or file:pos without GTIDs)
+	TotalOrder      int64  // among all the transaction's changes, from 1
+	CollectionOrder int64  // among its changes of the same table, from 1
 }
 
 // Append appends the messages of ch to msgs; now is the envelope's ts_ms.
 func (e *Encoder) Append(msgs []kafka.Message, ch *Change, now time.Time) []kafka.Message {
 	t := ch.Table
-	src := ch.Source
-	src.Version, src.Name, src.DB, src.Table, src.Shard = Version, e.prefix, e.db, t.name, e.shard
-	v := make([]byte, 0, 256+64*len(t.names))
+	row := ch.After
+	if row == nil {
+		row = ch.Before
+	}
+	if t.topic == "" {
+		t.topic = topicOf(e.prefix, t.name)
+	}
+	topic := t.topic
+	key := e.key(t, row)
+
+	v := e.buf.start(1024 + 96*len(t.cols))
+	if e.withSchema {
+		v = append(v, e.valueSchema(t)...)
+	}
 	v = append(v, `{"before":`...)
 	v = t.appendRow(v, ch.Before)
 	v = append(v, `,"after":`...)
 	v = t.appendRow(v, ch.After)
 	v = append(v, `,"source":`...)
-	v = appendSource(v, &src)
+	v = e.appendSource(v, t, &ch.Source)
+	v = append(v, `,"transaction":`...)
+	if tx := ch.Tx; tx != nil {
+		v = append(v, `{"id":`...)
+		v = appendString(v, tx.ID)
+		v = append(v, `,"total_order":`...)
+		v = strconv.AppendInt(v, tx.TotalOrder, 10)
+		v = append(v, `,"data_collection_order":`...)
+		v = strconv.AppendInt(v, tx.CollectionOrder, 10)
+		v = append(v, '}')
+	} else {
+		v = append(v, "null"...)
+	}
 	v = append(v, `,"op":"`...)
 	v = append(v, ch.Op...)
-	v = append(v, `","ts_ms":`...)
-	v = strconv.AppendInt(v, now.UnixMilli(), 10)
+	v = append(v, '"')
+	v = appendTimes(v, now)
 	v = append(v, '}')
-	row := ch.After
-	if row == nil {
-		row = ch.Before
+	if e.withSchema {
+		v = append(v, '}')
 	}
-	e.metrics.encoded(len(v))
-	return append(msgs, kafka.Message{Topic: topic(e.prefix, t.name), Key: t.appendKey(nil, e.keys[t.name], row), Value: v})
+	value := e.buf.done(v)
+	e.metrics.encoded(len(value))
+	msgs = append(msgs, kafka.Message{Topic: topic, Key: key, Value: value})
+	if ch.Op == OpDelete && e.tombstones {
+		// Kafka's log compaction drops the key's older messages once it
+		// sees this (a null value).
+		msgs = append(msgs, kafka.Message{Topic: topic, Key: key})
+	}
+	return msgs
 }
 
-// topic is the topic of table.
-func topic(prefix, table string) string { return prefix + "." + table }
+// appendTimes appends the envelope's ts_ms, ts_us and ts_ns of now.
+func appendTimes(b []byte, now time.Time) []byte {
+	ns := now.UnixNano()
+	b = append(b, `,"ts_ms":`...)
+	b = strconv.AppendInt(b, ns/1e6, 10)
+	b = append(b, `,"ts_us":`...)
+	b = strconv.AppendInt(b, ns/1e3, 10)
+	b = append(b, `,"ts_ns":`...)
+	return strconv.AppendInt(b, ns, 10)
+}
+
+// topicOf is the topic of table.
+func topicOf(prefix, table string) string { return prefix + "." + table }
 
 // appendRow appends a row image as a JSON object, or null.
-func (c *Table) appendRow(b []byte, values []any) []byte {
+func (t *Table) appendRow(b []byte, values []any) []byte {
 	if values == nil {
 		return append(b, "null"...)
 	}
 	b = append(b, '{')
-	for i, name := range c.names {
+	for i := range t.cols {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, name)
+		c := &t.cols[i]
+		b = appendString(b, c.name)
 		b = append(b, ':')
 		var v any
 		if i < len(values) {
 			v = values[i]
-			if v != nil {
-				v = c.conv[i](v)
-			}
 		}
-		b = appendValue(b, v)
+		b = appendColumn(b, c, v)
 	}
 	return append(b, '}')
 }
 
-// appendKey appends the message key of a row image: a JSON object of the
-// table's key columns.
-func (c *Table) appendKey(b []byte, k Key, row []any) []byte {
-	names := k.Columns
-	if k.Ordering {
-		names = orderingKey(c.value(row, "event_type"))
-	}
-	b = append(b, '{')
-	for i, name := range names {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, name)
-		b = append(b, ':')
-		b = appendValue(b, c.value(row, name))
-	}
-	return append(b, '}')
-}
-
-// value returns the converted value of column name in row, or nil.
-func (c *Table) value(row []any, name string) any {
-	for i, n := range c.names {
-		if n == name && i < len(row) {
-			if row[i] == nil {
-				return nil
-			}
-			return c.conv[i](row[i])
-		}
-	}
-	return nil
-}
-
-// orderingKey is the SPEC §2 ordering key of an events row: order_id for
-// purchases (1) and returns (3), shop_id otherwise.
-func orderingKey(eventType any) []string {
-	if t := toInt64(eventType); t == 1 || t == 3 {
-		return []string{"order_id"}
-	}
-	return []string{"shop_id"}
-}
-
-func toInt64(v any) int64 {
-	switch n := v.(type) {
-	case int8:
-		return int64(n)
-	case int16:
-		return int64(n)
-	case int32:
-		return int64(n)
-	case int64:
-		return n
-	case int:
-		return int64(n)
-	}
-	return -1
-}
-
-// appendSource appends the source block.
-func appendSource(b []byte, s *Source) []byte {
-	b = append(b, `{"version":`...)
-	b = appendString(b, s.Version)
-	b = append(b, `,"connector":"mysql","name":`...)
-	b = appendString(b, s.Name)
+// appendSource appends the source block: Debezium's fields in its order,
+// then our shard and epoch.
+func (e *Encoder) appendSource(b []byte, t *Table, s *Source) []byte {
+	b = append(b, `{"version":"`+Version+`","connector":"`...)
+	b = append(b, e.connector...)
+	b = append(b, `","name":`...)
+	b = appendString(b, e.prefix)
 	b = append(b, `,"ts_ms":`...)
 	b = strconv.AppendInt(b, s.TsMs, 10)
 	b = append(b, `,"snapshot":`...)
 	b = appendString(b, s.Snapshot)
 	b = append(b, `,"db":`...)
-	b = appendString(b, s.DB)
+	b = appendString(b, e.db)
+	b = append(b, `,"sequence":null,"ts_us":`...)
+	b = strconv.AppendInt(b, s.TsMs*1000, 10)
+	b = append(b, `,"ts_ns":`...)
+	b = strconv.AppendInt(b, s.TsMs*1_000_000, 10)
 	b = append(b, `,"table":`...)
-	b = appendString(b, s.Table)
+	b = appendString(b, t.name)
 	b = append(b, `,"server_id":`...)
 	b = strconv.AppendUint(b, uint64(s.ServerID), 10)
+	b = append(b, `,"gtid":`...)
 	if s.GTID != "" {
-		b = append(b, `,"gtid":`...)
 		b = appendString(b, s.GTID)
+	} else {
+		b = append(b, "null"...)
 	}
 	b = append(b, `,"file":`...)
 	b = appendString(b, s.File)
@@ -197,9 +223,206 @@ func appendSource(b []byte, s *Source) []byte {
 	b = strconv.AppendUint(b, uint64(s.Pos), 10)
 	b = append(b, `,"row":`...)
 	b = strconv.AppendInt(b, int64(s.Row), 10)
-	b = append(b, `,"shard":`...)
-	b = strconv.AppendInt(b, int64(s.Shard), 10)
+	b = append(b, `,"thread":`...)
+	if s.Thread != nil {
+		b = strconv.AppendInt(b, *s.Thread, 10)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"query":null,"shard":`...)
+	b = strconv.AppendInt(b, int64(e.shard), 10)
 	b = append(b, `,"epoch":`...)
 	b = strconv.AppendInt(b, s.Epoch, 10)
 	return append(b, '}')
+}
+
+// key returns the message key of a row of t: a JSON object of its key
+// columns (configured, else the primary key), or nil when t has none.
+func (e *Encoder) key(t *Table, row []any) []byte {
+	ks := e.keyShape(t, row)
+	if ks.none {
+		return nil
+	}
+	b := e.buf.start(64 + 32*len(ks.idx))
+	if e.keySchemas {
+		if ks.schema == nil {
+			ks.schema = e.keySchema(t, ks.idx)
+		}
+		b = append(b, ks.schema...)
+	}
+	b = append(b, '{')
+	for n, i := range ks.idx {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, t.cols[i].name)
+		b = append(b, ':')
+		var v any
+		if i < len(row) {
+			v = row[i]
+		}
+		b = appendColumn(b, &t.cols[i], v)
+	}
+	b = append(b, '}')
+	if e.keySchemas {
+		b = append(b, '}')
+	}
+	return e.buf.done(b)
+}
+
+// keyShape returns the key columns of a row of t: the configured ones (in
+// the table's column order, as Debezium's message.key.columns), the SPEC §2
+// ordering key of an events row, or the primary key.
+func (e *Encoder) keyShape(t *Table, row []any) *keyShape {
+	k := e.keys[t.name]
+	id := e.keyIDs[t.name]
+	if k.Ordering {
+		id = "shop_id"
+		if i := t.index("event_type"); i >= 0 && i < len(row) {
+			if n, ok := toInt(row[i]); ok && (n == 1 || n == 3) {
+				id = "order_id"
+			}
+		}
+	}
+	if ks, ok := t.schemas.keys[id]; ok {
+		return ks
+	}
+	ks := &keyShape{}
+	switch {
+	case id == "":
+		ks.idx = t.pk
+	default:
+		names := strings.Split(id, ",")
+		for i := range t.cols {
+			for _, n := range names {
+				if t.cols[i].name == n {
+					ks.idx = append(ks.idx, i)
+				}
+			}
+		}
+	}
+	ks.none = len(ks.idx) == 0
+	if t.schemas.keys == nil {
+		t.schemas.keys = map[string]*keyShape{}
+	}
+	t.schemas.keys[id] = ks
+	return ks
+}
+
+// Heartbeat returns a heartbeat message, as Debezium's: on topic, keyed by
+// the producer's name, its value the time.
+func (e *Encoder) Heartbeat(topic, name string, now time.Time) kafka.Message {
+	var k, v []byte
+	if e.keySchemas {
+		k = append(k, heartbeatKeySchema...)
+	}
+	k = append(k, `{"serverName":`...)
+	k = appendString(k, name)
+	k = append(k, '}')
+	if e.keySchemas {
+		k = append(k, '}')
+	}
+	if e.withSchema {
+		v = append(v, heartbeatValueSchema...)
+	}
+	v = append(v, `{"ts_ms":`...)
+	v = strconv.AppendInt(v, now.UnixMilli(), 10)
+	v = append(v, '}')
+	if e.withSchema {
+		v = append(v, '}')
+	}
+	return kafka.Message{Topic: topic, Key: k, Value: v}
+}
+
+// TxEvent is a transaction's BEGIN or END for the transaction topic.
+type TxEvent struct {
+	ID   string
+	End  bool
+	TsMs int64
+	// Counts are the END's events per table, in order of first change.
+	Counts []TableCount
+}
+
+// TableCount is a transaction's number of changes of one table.
+type TableCount struct {
+	Table string
+	N     int64
+}
+
+// Transaction returns the message of a transaction's BEGIN or END on
+// topic, as Debezium's provide.transaction.metadata writes them.
+func (e *Encoder) Transaction(topic string, ev *TxEvent) kafka.Message {
+	var k, v []byte
+	if e.keySchemas {
+		k = append(k, transactionKeySchema...)
+	}
+	k = append(k, `{"id":`...)
+	k = appendString(k, ev.ID)
+	k = append(k, '}')
+	if e.keySchemas {
+		k = append(k, '}')
+	}
+	if e.withSchema {
+		v = append(v, transactionValueSchema...)
+	}
+	if !ev.End {
+		v = append(v, `{"status":"BEGIN","id":`...)
+		v = appendString(v, ev.ID)
+		v = append(v, `,"event_count":null,"data_collections":null`...)
+	} else {
+		var total int64
+		for _, c := range ev.Counts {
+			total += c.N
+		}
+		v = append(v, `{"status":"END","id":`...)
+		v = appendString(v, ev.ID)
+		v = append(v, `,"event_count":`...)
+		v = strconv.AppendInt(v, total, 10)
+		v = append(v, `,"data_collections":[`...)
+		for i, c := range ev.Counts {
+			if i > 0 {
+				v = append(v, ',')
+			}
+			v = append(v, `{"data_collection":`...)
+			v = appendString(v, e.db+"."+c.Table)
+			v = append(v, `,"event_count":`...)
+			v = strconv.AppendInt(v, c.N, 10)
+			v = append(v, '}')
+		}
+		v = append(v, ']')
+	}
+	v = append(v, `,"ts_ms":`...)
+	v = strconv.AppendInt(v, ev.TsMs, 10)
+	v = append(v, '}')
+	if e.withSchema {
+		v = append(v, '}')
+	}
+	return kafka.Message{Topic: topic, Key: k, Value: v}
+}
+
+// arena hands out byte slices cut from large chunks, so that encoding
+// allocates once per chunk rather than once per message. A slice handed
+// out stays valid: a chunk is never written again below what it handed
+// out, and the GC frees it with its last message.
+type arena struct{ b []byte }
+
+// arenaChunk is the size of a chunk.
+const arenaChunk = 256 << 10
+
+// start returns an empty slice to append a message of about n bytes to.
+func (a *arena) start(n int) []byte {
+	if cap(a.b)-len(a.b) < n {
+		a.b = make([]byte, 0, max(arenaChunk, 2*n))
+	}
+	return a.b[len(a.b):len(a.b)]
+}
+
+// done takes m, appended to a slice from start, and returns it with its
+// capacity cut, so that no later append reaches into what follows.
+func (a *arena) done(m []byte) []byte {
+	rest := a.b[len(a.b):cap(a.b)]
+	if len(m) > 0 && len(m) <= len(rest) && &rest[0] == &m[0] {
+		a.b = a.b[:len(a.b)+len(m)]
+	}
+	return m[:len(m):len(m)]
 }

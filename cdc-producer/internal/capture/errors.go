@@ -34,3 +34,11 @@ var ErrNoColumnNames = errors.New("binlog carries no column names: set binlog_ro
 // ErrSnapshotLock is returned when the snapshot's global read lock was not
 // granted within Config.SnapshotLockTimeout; the capture tries again later.
 var ErrSnapshotLock = errors.New("snapshot lock")
+
+// ErrUnsupportedType is returned (wrapped in ErrFatal) for a captured
+// column of a type the encoder does not know.
+var ErrUnsupportedType = errors.New("unsupported column type")
+
+// ErrTopicName is returned by ValidTopic for a name Kafka refuses (an
+// outbox aggregate type that cannot be part of a topic name).
+var ErrTopicName = errors.New("invalid topic name")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -70,9 +69,6 @@ const routedBy = "${routedByValue}"
 func (o Outbox) TopicOf(aggregate string) string {
 	return strings.ReplaceAll(o.Topic, routedBy, aggregate)
 }
-
-// ErrTopicName is returned by ValidTopic for a name Kafka refuses.
-var ErrTopicName = errors.New("invalid topic name")
 
 // ValidTopic reports whether Kafka takes name as a topic name: 1 to 249 of
 // [a-zA-Z0-9._-], and neither "." nor "..".

@@ -135,10 +135,9 @@ func TestOutboxRouting(t *testing.T) {
 // The message of one outbox row, for the shapes a foreign writer's outbox
 // may have: numeric ids, NULLs, JSON expansion on and off.
 func TestOutboxMessage(t *testing.T) {
-	ident := func(v any) any { return v }
-	cols := &Table{names: []string{"id", "aggregatetype", "aggregateid", "type", "payload"}}
-	for range cols.names {
-		cols.conv = append(cols.conv, ident)
+	cols := &Table{name: "outbox"}
+	for _, name := range []string{"id", "aggregatetype", "aggregateid", "type", "payload"} {
+		cols.cols = append(cols.cols, column{name: name, kind: kindText})
 	}
 	o := Outbox{Table: "outbox", Topic: "shop.outbox.${routedByValue}"}
 	expand := o

@@ -83,8 +83,8 @@ func (c *Capture) snapshot(ctx context.Context, db *sql.DB, srv server, epoch in
 	}
 	sort.Strings(tables)
 	total := 0
-	for _, table := range tables {
-		n, err := c.snapshotTable(ctx, snap, t, table, cp)
+	for i, table := range tables {
+		n, err := c.snapshotTable(ctx, snap, t, table, cp, i == 0, i == len(tables)-1)
 		if err != nil {
 			return Checkpoint{}, fmt.Errorf("table %s: %w", table, err)
 		}
@@ -147,28 +147,45 @@ func binlogPosition(ctx context.Context, conn *sql.Conn) (string, uint32, error)
 	return "", 0, fmt.Errorf("cannot read the binlog position")
 }
 
-func (c *Capture) snapshotTable(ctx context.Context, conn *sql.Conn, t *txn, table string, cp Checkpoint) (int, error) {
+// snapshotTable publishes every row of table as op "r", marked as
+// Debezium marks them: the snapshot's first row "first", its last "last",
+// a table's first and last "first_in_data_collection" and
+// "last_in_data_collection", the others "true".
+func (c *Capture) snapshotTable(ctx context.Context, conn *sql.Conn, t *txn, table string, cp Checkpoint, firstTable, lastTable bool) (int, error) {
+	info, err := c.schema.columns(ctx, table)
+	if err != nil {
+		return 0, err
+	}
+	tbl, err := tableOfInfo(table, info)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrFatal, err)
+	}
 	rows, err := conn.QueryContext(ctx, "SELECT * FROM `"+strings.ReplaceAll(table, "`", "``")+"`")
 	if err != nil {
 		return 0, err
 	}
 	defer rows.Close()
-	types, err := rows.ColumnTypes()
+	names, err := rows.Columns()
 	if err != nil {
 		return 0, err
 	}
-	tbl := tableOfQuery(table, types)
-	raw := make([]sql.RawBytes, len(types))
-	ptrs := make([]any, len(types))
+	if len(names) != len(tbl.cols) {
+		return 0, fmt.Errorf("%d columns selected, information_schema lists %d (the table changed?)", len(names), len(tbl.cols))
+	}
+	raw := make([]sql.RawBytes, len(names))
+	ptrs := make([]any, len(names))
 	for i := range raw {
 		ptrs[i] = &raw[i]
 	}
-	vals := make([]any, len(types))
-	n := 0
+	// A row is encoded once the next is read (to know whether it is the
+	// last), so its bytes are copied out of the driver's buffer first.
+	held := make([][]byte, len(names))
+	vals := make([]any, len(names))
 	now := time.Now()
-	ch := Change{Table: tbl, Op: OpRead, After: vals, Source: Source{TsMs: now.UnixMilli(), Snapshot: "true",
-		GTID: cp.GTID, File: cp.File, Pos: cp.Pos, Epoch: cp.Epoch}}
-	for rows.Next() {
+	ch := Change{Table: tbl, Op: OpRead, After: vals, Source: Source{TsMs: now.UnixMilli(), File: cp.File, Pos: cp.Pos, Epoch: cp.Epoch}}
+	n := 0
+	more := rows.Next()
+	for more {
 		if err := rows.Scan(ptrs...); err != nil {
 			return n, err
 		}
@@ -176,10 +193,16 @@ func (c *Capture) snapshotTable(ctx context.Context, conn *sql.Conn, t *txn, tab
 			if b == nil {
 				vals[i] = nil
 			} else {
-				vals[i] = []byte(b) // encoded before the next Scan reuses it
+				if held[i] == nil { // not nil even for an empty value: nil is NULL
+					held[i] = make([]byte, 0, max(len(b), 64))
+				}
+				held[i] = append(held[i][:0], b...)
+				vals[i] = held[i]
 			}
 		}
+		more = rows.Next()
 		ch.Source.Row = n
+		ch.Source.Snapshot = snapshotMarker(firstTable && n == 0, lastTable && !more, n == 0, !more)
 		t.pending = c.enc.Append(t.pending, &ch, now)
 		c.metrics.read(table, OpRead, 1)
 		n++
@@ -190,4 +213,19 @@ func (c *Capture) snapshotTable(ctx context.Context, conn *sql.Conn, t *txn, tab
 		}
 	}
 	return n, rows.Err()
+}
+
+// snapshotMarker is a snapshot row's source.snapshot.
+func snapshotMarker(first, last, firstInTable, lastInTable bool) string {
+	switch {
+	case last:
+		return SnapshotLast
+	case first:
+		return SnapshotFirst
+	case lastInTable:
+		return SnapshotLastInCollection
+	case firstInTable:
+		return SnapshotFirstInCollection
+	}
+	return SnapshotTrue
 }

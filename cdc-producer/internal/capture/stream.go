@@ -60,6 +60,7 @@ func (c *Capture) stream(ctx context.Context, cp Checkpoint) error {
 	}()
 	t := c.newTxn(cp, pub)
 	go c.watchLag(rctx)
+	go c.heartbeats(rctx, c.enc)
 	for {
 		ev, err := st.GetEvent(rctx)
 		if cause := context.Cause(rctx); cause != nil && ctx.Err() == nil {
@@ -83,14 +84,17 @@ func (c *Capture) stream(ctx context.Context, cp Checkpoint) error {
 }
 
 // Decoder follows a binlog event stream (rotations, GTIDs, table maps,
-// transaction ends) and turns the row events of the captured tables into
-// the messages the live producer publishes, with their source positions.
-// It is the producer's one path from binlog rows to messages: the stream
-// uses it, and so can a tool that re-reads a binlog range and must publish
-// exactly what the producer did.
+// transaction ends, DDL) and turns the row events of the captured tables
+// into the messages the live producer publishes, with their source
+// positions and, when enabled, transaction metadata. It is the producer's
+// one path from binlog rows to messages: the stream uses it, and so can a
+// tool that re-reads a binlog range and must publish exactly what the
+// producer did (NewDecoder with the same Config, the epoch of the range and
+// its first file; Decode for each event in order).
 type Decoder struct {
 	enc    *Encoder
 	log    *slog.Logger
+	schema *Schema // nil: columns from the binlog alone (no TINYINT(1), no defaults)
 	outbox Outbox
 	// outboxTopics are the outbox topics ensured on this connection.
 	outboxTopics map[string]bool
@@ -98,18 +102,37 @@ type Decoder struct {
 	epoch        int64
 	file         string
 	gtid         string
+	thread       *int64
 	tables       map[uint64]*Table
-	tr           txTrace
+	// scratch holds the last table map's fingerprint.
+	scratch []byte
+	// txTopic is the transaction metadata topic; "" when disabled.
+	txTopic string
+	tx      txState
+	tr      txTrace // the transaction's trace (trace.go)
+}
+
+// txState counts the changes of the transaction being read.
+type txState struct {
+	begun  bool
+	id     string
+	total  int64
+	counts []TableCount
 }
 
 // NewDecoder returns a decoder of cfg's capture of a binlog read from file
 // (the rotate event at the start of a dump names it again), whose messages
-// carry epoch; it logs to log (nil: nowhere).
-func NewDecoder(enc *Encoder, cfg Config, log *slog.Logger, file string, epoch int64) *Decoder {
+// carry epoch. schema completes the table maps (nil: it is not read); log
+// gets the outbox's warnings (nil: nowhere).
+func NewDecoder(enc *Encoder, schema *Schema, cfg Config, log *slog.Logger, file string, epoch int64) *Decoder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Decoder{enc: enc, log: log, outbox: cfg.Outbox, shard: cfg.Shard, epoch: epoch, file: file, tables: map[uint64]*Table{}}
+	d := &Decoder{enc: enc, log: log, schema: schema, outbox: cfg.Outbox, shard: cfg.Shard, epoch: epoch, file: file, tables: map[uint64]*Table{}}
+	if cfg.TransactionMetadata {
+		d.txTopic = TransactionTopic(cfg.TopicPrefix)
+	}
+	return d
 }
 
 // End is a transaction boundary in the binlog: where a capture resumes
@@ -135,8 +158,9 @@ func (d *Decoder) Decode(ctx context.Context, msgs []kafka.Message, ev *replicat
 	case *replication.RotateEvent:
 		d.file = string(e.NextLogName)
 	case *replication.MariadbGTIDEvent:
-		d.gtid = e.GTID.String()
+		d.gtid, d.thread, d.tx = e.GTID.String(), nil, txState{}
 	case *replication.GTIDEvent:
+		d.gtid, d.thread, d.tx = "", nil, txState{}
 		if u, err := uuid.FromBytes(e.SID); err == nil {
 			d.gtid = u.String() + ":" + strconv.FormatInt(e.GNO, 10)
 		}
@@ -145,7 +169,18 @@ func (d *Decoder) Decode(ctx context.Context, msgs []kafka.Message, ev *replicat
 			!d.isTraceContext(string(e.Schema), string(e.Table)) {
 			return msgs, nil, nil
 		}
-		t, err := TableOf(e)
+		d.scratch = appendFingerprint(d.scratch[:0], e)
+		if t := d.tables[e.TableID]; t != nil && t.sameMap(d.scratch) {
+			return msgs, nil, nil
+		}
+		var info []infoColumn
+		if d.schema != nil {
+			var err error
+			if info, err = d.schema.columns(ctx, string(e.Table)); err != nil {
+				return msgs, nil, err
+			}
+		}
+		t, err := TableOf(e, info)
 		if err != nil {
 			return msgs, nil, fmt.Errorf("%w: %w", ErrFatal, err)
 		}
@@ -164,10 +199,18 @@ func (d *Decoder) Decode(ctx context.Context, msgs []kafka.Message, ev *replicat
 		}
 		return d.rows(msgs, h, e, t), nil, nil
 	case *replication.XIDEvent:
-		return msgs, d.end(h, e.GSet), nil
+		return d.end(msgs, h, e.GSet)
 	case *replication.QueryEvent:
-		if string(e.Query) != "BEGIN" {
-			return msgs, d.end(h, e.GSet), nil
+		switch q := string(e.Query); q {
+		case "BEGIN":
+			id := int64(e.SlaveProxyID)
+			d.thread = &id
+		default:
+			if q != "COMMIT" && d.schema != nil { // DDL: the tables may have changed
+				d.schema.Forget()
+				clear(d.tables)
+			}
+			return d.end(msgs, h, e.GSet)
 		}
 	}
 	return msgs, nil, nil
@@ -178,8 +221,15 @@ func (d *Decoder) isOutbox(db, table string) bool {
 	return d.outbox.Table != "" && table == d.outbox.Table && db == d.enc.db
 }
 
-func (d *Decoder) end(h *replication.EventHeader, gset mysql.GTIDSet) *End {
-	return &End{File: d.file, Pos: h.LogPos, GTID: gset, TsMs: int64(h.Timestamp) * 1000, Span: d.endTrace()}
+// end ends the transaction: its END when it had changes.
+func (d *Decoder) end(msgs []kafka.Message, h *replication.EventHeader, gset mysql.GTIDSet) ([]kafka.Message, *End, error) {
+	ts := int64(h.Timestamp) * 1000
+	if d.tx.begun {
+		msgs = append(msgs, d.enc.Transaction(d.txTopic, &TxEvent{ID: d.tx.id, End: true, TsMs: ts, Counts: d.tx.counts}))
+		d.traced(msgs, len(msgs)-1)
+	}
+	d.tx = txState{}
+	return msgs, &End{File: d.file, Pos: h.LogPos, GTID: gset, TsMs: ts, Span: d.endTrace()}, nil
 }
 
 // rows appends the messages of a rows event.
@@ -194,10 +244,25 @@ func (d *Decoder) rows(msgs []kafka.Message, h *replication.EventHeader, e *repl
 		replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
 		op = OpDelete
 	}
-	ch := Change{Table: t, Op: op, Source: Source{TsMs: int64(h.Timestamp) * 1000, Snapshot: "false", ServerID: h.ServerID,
-		GTID: d.gtid, File: d.file, Pos: h.LogPos - h.EventSize, Epoch: d.epoch}}
+	ts := int64(h.Timestamp) * 1000
+	pos := h.LogPos - h.EventSize
+	ch := Change{Table: t, Op: op, Source: Source{TsMs: ts, Snapshot: SnapshotFalse, ServerID: h.ServerID,
+		GTID: d.gtid, File: d.file, Pos: pos, Thread: d.thread, Epoch: d.epoch}}
+	first := len(msgs) // the transaction's BEGIN included
+	var tx TxOrder
+	var count *TableCount
+	if d.txTopic != "" {
+		if !d.tx.begun {
+			d.tx.begun, d.tx.id = true, d.gtid
+			if d.tx.id == "" {
+				d.tx.id = d.file + ":" + strconv.FormatUint(uint64(pos), 10)
+			}
+			msgs = append(msgs, d.enc.Transaction(d.txTopic, &TxEvent{ID: d.tx.id, TsMs: ts}))
+		}
+		count = d.tx.count(t.name)
+		tx.ID, ch.Tx = d.tx.id, &tx
+	}
 	now := time.Now()
-	first := len(msgs)
 	for i := 0; i+step <= len(e.Rows); i += step {
 		ch.Before, ch.After = nil, nil
 		switch op {
@@ -209,6 +274,11 @@ func (d *Decoder) rows(msgs []kafka.Message, h *replication.EventHeader, e *repl
 			ch.Before, ch.After = e.Rows[i], e.Rows[i+1]
 		}
 		ch.Source.Row = i / step
+		if count != nil {
+			d.tx.total++
+			count.N++
+			tx.TotalOrder, tx.CollectionOrder = d.tx.total, count.N
+		}
 		msgs = d.enc.Append(msgs, &ch, now)
 	}
 	d.traced(msgs, first)
@@ -216,6 +286,17 @@ func (d *Decoder) rows(msgs []kafka.Message, h *replication.EventHeader, e *repl
 	d.enc.metrics.read(t.name, op, len(e.Rows)/step)
 	d.enc.metrics.lag(int64(h.Timestamp))
 	return msgs
+}
+
+// count returns the transaction's count of table's changes.
+func (s *txState) count(table string) *TableCount {
+	for i := range s.counts {
+		if s.counts[i].Table == table {
+			return &s.counts[i]
+		}
+	}
+	s.counts = append(s.counts, TableCount{Table: table})
+	return &s.counts[len(s.counts)-1]
 }
 
 // txn tracks the transaction being read and the messages not yet queued.
@@ -228,7 +309,7 @@ type txn struct {
 }
 
 func (c *Capture) newTxn(cp Checkpoint, pub *publisher) *txn {
-	return &txn{c: c, cp: cp, pub: pub, dec: NewDecoder(c.enc, c.cfg, c.log, cp.File, cp.Epoch)}
+	return &txn{c: c, cp: cp, pub: pub, dec: NewDecoder(c.enc, c.schema, c.cfg, c.log, cp.File, cp.Epoch)}
 }
 
 func (t *txn) handle(ctx context.Context, ev *replication.BinlogEvent) error {

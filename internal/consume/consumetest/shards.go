@@ -170,7 +170,8 @@ type Stream struct {
 }
 
 // streams lays changes out over topics' partitions as the producer
-// publishes them: each partition in the changes' order.
+// publishes them: each partition in the changes' order, a delete followed
+// by its tombstone.
 func (s *Shards) streams(changes []cdctest.Change, partitions int) []*Stream {
 	byTP := map[[2]string]*Stream{}
 	for _, c := range changes {
@@ -183,6 +184,9 @@ func (s *Shards) streams(changes []cdctest.Change, partitions int) []*Stream {
 			byTP[k] = st
 		}
 		st.Msgs = append(st.Msgs, kafka.Message{Topic: topic, Partition: p, Offset: int64(len(st.Msgs)), Key: []byte(c.Key), Value: c.Value()})
+		if c.Op == cdc.OpDelete { // the tombstone the producer writes after a delete (null value)
+			st.Msgs = append(st.Msgs, kafka.Message{Topic: topic, Partition: p, Offset: int64(len(st.Msgs)), Key: []byte(c.Key)})
+		}
 	}
 	out := slices.Collect(maps.Values(byTP))
 	slices.SortFunc(out, func(a, b *Stream) int {
