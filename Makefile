@@ -5,7 +5,7 @@ SHARDS  ?= 2
 BROKER  ?= kfake
 CMDS    := ./pipelineapi ./ingest ./shard-splitter ./shard-worker ./cdc-producer ./balance ./cache ./audit ./loadtest ./deploy/stack
 
-.PHONY: build tools run migrate audit load-test test test-short fuzz bench-pipeline bench-consumers bench-lag vet clean
+.PHONY: build tools run migrate audit load-test test test-short compat fuzz bench-pipeline bench-consumers bench-lag vet clean
 
 build:
 	$(GO) build -o $(BIN)/ $(CMDS)
@@ -40,6 +40,11 @@ load-test: build
 test: tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+
+## compat: Debezium's own MariaDB connector and the cdc-producer over the same shard and changes,
+## compared message by message (bench/debezium; make test runs it too, ~30 s once the runner is built)
+compat: tools
+	$(GO) test -count=1 -v -run 'TestCompat' ./bench/debezium/
 
 test-short:
 	$(GO) test -count=1 -short ./...
