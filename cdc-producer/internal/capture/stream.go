@@ -36,6 +36,8 @@ func (c *Capture) stream(ctx context.Context, cp Checkpoint) error {
 		ServerID: c.cfg.ServerID, Flavor: cp.Flavor, Host: host, Port: uint16(port), User: c.cfg.User, Password: c.cfg.Password,
 		HeartbeatPeriod: time.Second, ReadTimeout: 10 * time.Second, TimestampStringLocation: time.UTC,
 		MaxReconnectAttempts: 3, Logger: slog.New(slog.DiscardHandler),
+		// MySQL JSON as MySQL writes it: key order kept, doubles as 1.0.
+		RenderJSONAsMySQLText: true,
 		// Decoded events read ahead of the capture: the default of 10,240
 		// costs hundreds of MiB in a large transaction.
 		EventCacheCount: 256,
@@ -81,6 +83,17 @@ func (c *Capture) stream(ctx context.Context, cp Checkpoint) error {
 			return err
 		}
 	}
+}
+
+// ConfigureParser sets a binlog parser's decoding options to the live
+// stream's, which the Decoder expects: times as UTC text, DECIMAL as text,
+// MySQL JSON as MySQL writes it. A tool that parses binlog files itself
+// calls it before feeding a Decoder.
+func ConfigureParser(p *replication.BinlogParser) {
+	p.SetParseTime(false)
+	p.SetUseDecimal(false)
+	p.SetTimestampStringLocation(time.UTC)
+	p.SetRenderJSONAsMySQLText(true)
 }
 
 // Decoder follows a binlog event stream (rotations, GTIDs, table maps,
