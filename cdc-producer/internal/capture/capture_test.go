@@ -180,6 +180,8 @@ func before(a, b Source) bool {
 func TestSnapshotThenStream(t *testing.T) {
 	e := setup(t, SnapshotInitial)
 	e.exec("INSERT INTO good (id, name, brand, price) VALUES (1, 'kettle', 'acme', 12.50), (2, 'mug', '', 3.00)")
+	e.exec(`INSERT INTO events (event_key, event_type, shop_id, user_id, order_id, good_id, timestamp, shard, status, source_file, source_line)
+		VALUES ('k0', 3, 5, 7, 800, 3, '2025-10-15 17:41:39.000', 1, 'pending', '20251015174140', 0)`)
 	stop := e.start()
 	defer stop()
 	e.exec("INSERT INTO good (id, name, price) VALUES (3, 'spoon', 0.99)")
@@ -240,7 +242,11 @@ func TestSnapshotThenStream(t *testing.T) {
 		t.Errorf("snapshot row %s and binlog row %s differ", snapKettle, b)
 	}
 
-	ev := e.consume("shop.events", 2)
+	ev := e.consume("shop.events", 3)
+	if ev[0].env.Op != OpRead || ev[0].key["order_id"] != 800.0 {
+		t.Errorf("snapshot events key = %v (op %s), want order_id for a return", ev[0].key, ev[0].env.Op)
+	}
+	ev = ev[1:]
 	if ev[0].key["order_id"] != 900.0 || ev[1].key["shop_id"] != 5.0 {
 		t.Errorf("events keys = %v, %v; want order_id for a purchase, shop_id for a price change", ev[0].key, ev[1].key)
 	}

@@ -132,7 +132,7 @@ func (t *Table) value(row []any, name string) any {
 			return string(b)
 		}
 	case kindInteger:
-		if n, ok := toInt(v); ok {
+		if n, ok := intOf(v); ok {
 			return n
 		}
 	}

@@ -165,6 +165,20 @@ func appendTimes(b []byte, now time.Time) []byte {
 	return strconv.AppendInt(b, ns, 10)
 }
 
+// intOf reads an integer column value from either input: go-mysql's
+// integer or the snapshot's text.
+func intOf(v any) (int64, bool) {
+	switch x := v.(type) {
+	case []byte:
+		n, err := strconv.ParseInt(str(x), 10, 64)
+		return n, err == nil
+	case string:
+		n, err := strconv.ParseInt(x, 10, 64)
+		return n, err == nil
+	}
+	return toInt(v)
+}
+
 // topicOf is the topic of table.
 func topicOf(prefix, table string) string { return prefix + "." + table }
 
@@ -279,7 +293,7 @@ func (e *Encoder) keyShape(t *Table, row []any) *keyShape {
 	if k.Ordering {
 		id = "shop_id"
 		if i := t.index("event_type"); i >= 0 && i < len(row) {
-			if n, ok := toInt(row[i]); ok && (n == 1 || n == 3) {
+			if n, ok := intOf(row[i]); ok && (n == 1 || n == 3) {
 				id = "order_id"
 			}
 		}
