@@ -6,11 +6,16 @@
 //
 // Files by concern: capture.go the lifecycle (connect, snapshot or resume,
 // retry), resume.go whether a checkpoint can be resumed from, snapshot.go
-// the initial snapshot, stream.go the binlog stream and its Decoder,
-// encode.go the one encoder of both (keys, envelopes), columns.go the
-// column types, json.go the JSON primitives, outbox.go the outbox router,
-// publish.go the publisher behind the reader, checkpoint.go the checkpoint
-// store, metrics.go the metrics and lag, errors.go the errors.
+// the initial snapshot, stream.go the binlog stream and its Decoder (the one
+// path from binlog events to messages), encode.go the one encoder of
+// snapshot and stream rows (envelopes, keys, tombstones), columns.go and
+// values.go the column types and how their values are written, info.go
+// what information_schema adds, schema.go the json-with-schema schemas,
+// json.go the JSON primitives, arena.go the buffers messages are written
+// into, transaction.go the transaction metadata, heartbeat.go the
+// heartbeats, outbox.go the outbox router, publish.go the publisher behind
+// the reader, checkpoint.go the checkpoint store, metrics.go the metrics
+// and lag, errors.go the errors.
 package capture
 
 import (

@@ -142,13 +142,13 @@ func (t *Table) value(row []any, name string) any {
 // binaryCollation is the collation id of binary strings (BINARY, BLOB).
 const binaryCollation = 63
 
-// TableOf derives a table's columns from a table map event (which needs
+// tableOf derives a table's columns from a table map event (which needs
 // binlog_row_metadata=FULL for names, signedness, labels and character
 // sets), completed by info, the table's information_schema columns, for
 // what the binlog does not carry: TINYINT(1), default values. info may be
 // nil; a column it lacks or whose type differs (a later ALTER TABLE) is
 // derived from the table map alone.
-func TableOf(t *replication.TableMapEvent, info []infoColumn) (*Table, error) {
+func tableOf(t *replication.TableMapEvent, info []infoColumn) (*Table, error) {
 	names := t.ColumnNameString()
 	if len(names) != int(t.ColumnCount) {
 		return nil, fmt.Errorf("%s.%s: %w", t.Schema, t.Table, ErrNoColumnNames)
@@ -373,62 +373,4 @@ func (c *column) fromInfo(ic *infoColumn) error {
 	}
 	c.def = defaultOf(c, ic)
 	return nil
-}
-
-// parseLabels reads the labels of enum('a','b”c') or set(...).
-func parseLabels(columnType string) []string {
-	open, end := strings.IndexByte(columnType, '('), strings.LastIndexByte(columnType, ')')
-	if open < 0 || end < open {
-		return nil
-	}
-	var labels []string
-	s := columnType[open+1 : end]
-	for len(s) > 0 && s[0] == '\'' {
-		label, rest, ok := unquote(s)
-		if !ok {
-			break
-		}
-		labels = append(labels, label)
-		s = strings.TrimPrefix(rest, ",")
-	}
-	return labels
-}
-
-// unquote reads a SQL string literal at the start of s (” and \ escapes)
-// and returns it and what follows.
-func unquote(s string) (string, string, bool) {
-	var b strings.Builder
-	for i := 1; i < len(s); i++ {
-		switch {
-		case s[i] == '\'' && i+1 < len(s) && s[i+1] == '\'':
-			b.WriteByte('\'')
-			i++
-		case s[i] == '\'':
-			return b.String(), s[i+1:], true
-		case s[i] == '\\' && i+1 < len(s):
-			i++
-			b.WriteByte(unescape(s[i]))
-		default:
-			b.WriteByte(s[i])
-		}
-	}
-	return "", "", false
-}
-
-func unescape(c byte) byte {
-	switch c {
-	case 'n':
-		return '\n'
-	case 't':
-		return '\t'
-	case 'r':
-		return '\r'
-	case '0':
-		return 0
-	case 'b':
-		return '\b'
-	case 'Z':
-		return 26
-	}
-	return c
 }

@@ -7,7 +7,10 @@ package capture
 
 import (
 	"context"
+	"strconv"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // HeartbeatTopic is the heartbeat topic of prefix.
@@ -35,4 +38,29 @@ func (c *Capture) heartbeats(ctx context.Context, enc *Encoder) {
 		case <-tick.C:
 		}
 	}
+}
+
+// Heartbeat returns a heartbeat message, as Debezium's: on topic, keyed by
+// the producer's name, its value the time.
+func (e *Encoder) Heartbeat(topic, name string, now time.Time) kafka.Message {
+	var k, v []byte
+	if e.keySchemas {
+		k = append(k, heartbeatKeySchema...)
+	}
+	k = append(k, `{"serverName":`...)
+	k = appendString(k, name)
+	k = append(k, '}')
+	if e.keySchemas {
+		k = append(k, '}')
+	}
+	if e.withSchema {
+		v = append(v, heartbeatValueSchema...)
+	}
+	v = append(v, `{"ts_ms":`...)
+	v = strconv.AppendInt(v, now.UnixMilli(), 10)
+	v = append(v, '}')
+	if e.withSchema {
+		v = append(v, '}')
+	}
+	return kafka.Message{Topic: topic, Key: k, Value: v}
 }

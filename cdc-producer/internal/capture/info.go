@@ -186,3 +186,61 @@ func isNumber(s string) bool {
 	_, err := strconv.ParseFloat(s, 64)
 	return err == nil
 }
+
+// parseLabels reads the labels of enum('a','b”c') or set(...).
+func parseLabels(columnType string) []string {
+	open, end := strings.IndexByte(columnType, '('), strings.LastIndexByte(columnType, ')')
+	if open < 0 || end < open {
+		return nil
+	}
+	var labels []string
+	s := columnType[open+1 : end]
+	for len(s) > 0 && s[0] == '\'' {
+		label, rest, ok := unquote(s)
+		if !ok {
+			break
+		}
+		labels = append(labels, label)
+		s = strings.TrimPrefix(rest, ",")
+	}
+	return labels
+}
+
+// unquote reads a SQL string literal at the start of s (” and \ escapes)
+// and returns it and what follows.
+func unquote(s string) (string, string, bool) {
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		switch {
+		case s[i] == '\'' && i+1 < len(s) && s[i+1] == '\'':
+			b.WriteByte('\'')
+			i++
+		case s[i] == '\'':
+			return b.String(), s[i+1:], true
+		case s[i] == '\\' && i+1 < len(s):
+			i++
+			b.WriteByte(unescape(s[i]))
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return "", "", false
+}
+
+func unescape(c byte) byte {
+	switch c {
+	case 'n':
+		return '\n'
+	case 't':
+		return '\t'
+	case 'r':
+		return '\r'
+	case '0':
+		return 0
+	case 'b':
+		return '\b'
+	case 'Z':
+		return 26
+	}
+	return c
+}

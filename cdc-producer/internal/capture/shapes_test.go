@@ -34,7 +34,7 @@ func table() *replication.TableMapEvent {
 }
 
 func TestConvertMySQL8Row(t *testing.T) {
-	cols, err := TableOf(table(), nil)
+	cols, err := tableOf(table(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestConvertMySQL8Row(t *testing.T) {
 func TestMissingColumnNamesIsFatal(t *testing.T) {
 	tm := table()
 	tm.ColumnName = nil // binlog_row_metadata=MINIMAL
-	if _, err := TableOf(tm, nil); !errors.Is(err, ErrNoColumnNames) {
+	if _, err := tableOf(tm, nil); !errors.Is(err, ErrNoColumnNames) {
 		t.Fatalf("TableOf without column names = %v, want ErrNoColumnNames", err)
 	}
 }
@@ -156,7 +156,7 @@ func TestMySQL8Transaction(t *testing.T) {
 	cfg := Config{Shard: 2, Database: "shop", TopicPrefix: "shop", Tables: map[string]Key{"t8": {}}, ValueFormat: FormatJSONWithSchema,
 		KeyFormat: FormatJSON, Tombstones: true, TransactionMetadata: true}
 	dec := NewDecoder(NewEncoder(cfg, "mysql", nil), nil, cfg, nil, "binlog.000003", 4)
-	dec.tables[tm.TableID], _ = TableOf(tm, info) // as a Schema would complete it
+	dec.tables[tm.TableID], _ = tableOf(tm, info) // as a Schema would complete it
 	dec.scratch = appendFingerprint(nil, tm)
 	sid := []byte{0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62}
 	row := []any{int64(1), int8(1), uint64(1 << 63), int64(5), int64(6), "2025-10-15 17:41:40.020", `{"a":[1,2.5]}`}

@@ -193,7 +193,7 @@ func (d *Decoder) Decode(ctx context.Context, msgs []kafka.Message, ev *replicat
 				return msgs, nil, err
 			}
 		}
-		t, err := TableOf(e, info)
+		t, err := tableOf(e, info)
 		if err != nil {
 			return msgs, nil, fmt.Errorf("%w: %w", ErrFatal, err)
 		}
