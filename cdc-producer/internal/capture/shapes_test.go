@@ -227,3 +227,34 @@ func TestMySQL8Transaction(t *testing.T) {
 		t.Errorf("END = %s", msgs[4].Value)
 	}
 }
+
+// A table id mapped to a captured table and then (after a server restart
+// or a DDL) to one that is not captured must not publish the other
+// table's rows as the first's.
+func TestTableIDReusedByAnotherTable(t *testing.T) {
+	cfg := Config{Shard: 1, Database: "shop", TopicPrefix: "shop", Tables: map[string]Key{"t": {}}}
+	dec := NewDecoder(NewEncoder(cfg, "mariadb", nil), nil, cfg, nil, "binlog.000001", 1)
+	captured := table()
+	other := table()
+	other.Table = []byte("pending_return")
+	row := []any{int64(1), "1.00", nil, nil, nil, int64(1), nil, nil}
+	insert := func(tm *replication.TableMapEvent) *replication.BinlogEvent {
+		return &replication.BinlogEvent{Header: &replication.EventHeader{EventType: replication.WRITE_ROWS_EVENTv2, LogPos: 500, EventSize: 50},
+			Event: &replication.RowsEvent{Table: tm, TableID: tm.TableID, Rows: [][]any{row}}}
+	}
+	var msgs []kafka.Message
+	for _, ev := range []*replication.BinlogEvent{
+		{Header: &replication.EventHeader{}, Event: captured}, insert(captured),
+		{Header: &replication.EventHeader{}, Event: other}, insert(other), // the same id, another table
+		{Header: &replication.EventHeader{}, Event: &replication.RotateEvent{NextLogName: []byte("binlog.000002")}},
+		insert(captured), // no table map since the rotation
+	} {
+		var err error
+		if msgs, _, err = dec.Decode(t.Context(), msgs, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(msgs) != 1 || msgs[0].Topic != "shop.t" {
+		t.Errorf("messages = %d, want only the captured table's one insert", len(msgs))
+	}
+}

@@ -170,6 +170,10 @@ func (d *Decoder) Decode(ctx context.Context, msgs []kafka.Message, ev *replicat
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
 		d.file = string(e.NextLogName)
+		// Table ids hold within a server's run only, and every rows event
+		// comes after its table map in the same file: what was mapped
+		// before may name other tables now (a restarted server).
+		clear(d.tables)
 	case *replication.MariadbGTIDEvent:
 		d.gtid, d.thread, d.tx = e.GTID.String(), nil, txState{}
 	case *replication.GTIDEvent:
@@ -180,6 +184,7 @@ func (d *Decoder) Decode(ctx context.Context, msgs []kafka.Message, ev *replicat
 	case *replication.TableMapEvent:
 		if !d.enc.captures(string(e.Schema), string(e.Table)) && !d.isOutbox(string(e.Schema), string(e.Table)) &&
 			!d.isTraceContext(string(e.Schema), string(e.Table)) {
+			delete(d.tables, e.TableID) // the id may have been a captured table's
 			return msgs, nil, nil
 		}
 		d.scratch = appendFingerprint(d.scratch[:0], e)
