@@ -13,9 +13,10 @@
 // what information_schema adds, schema.go the json-with-schema schemas,
 // json.go the JSON primitives, arena.go the buffers messages are written
 // into, transaction.go the transaction metadata, heartbeat.go the
-// heartbeats, outbox.go the outbox router, publish.go the publisher behind
-// the reader, checkpoint.go the checkpoint store, metrics.go the metrics
-// and lag, errors.go the errors.
+// heartbeats, outbox.go the outbox router, trace.go a traced
+// transaction's span and traceparent header, publish.go the publisher
+// behind the reader, checkpoint.go the checkpoint store, metrics.go the
+// metrics and lag, errors.go the errors.
 package capture
 
 import (
