@@ -185,6 +185,16 @@ func (c *Config) outbox() capture.Outbox {
 	return capture.Outbox{Table: o.Table, Topic: o.Topic, ExpandJSON: o.ExpandJSONPayload}
 }
 
+// capture is the shard's capture configuration.
+func (c *Config) capture() capture.Config {
+	return capture.Config{Shard: c.Shard, Addr: c.Database.Addr, User: c.Database.User, Password: c.Database.Password,
+		Database: c.Database.Database, Flavor: c.Capture.Flavor, ServerID: c.Capture.ServerID, Tables: c.tables(),
+		TopicPrefix: c.Kafka.TopicPrefix, FlushRows: c.Capture.FlushRows, Snapshot: capture.SnapshotMode(c.Capture.SnapshotMode),
+		SnapshotLockTimeout: c.Capture.SnapshotLockTimeout, Outbox: c.outbox(), ValueFormat: capture.Format(c.Capture.Format),
+		KeyFormat: c.keyFormat(), Tombstones: c.Capture.Tombstones, TransactionMetadata: c.Capture.TransactionMetadata,
+		HeartbeatInterval: c.Heartbeat.Interval, Name: fmt.Sprintf("cdc-producer-%d", c.Shard)}
+}
+
 // tables turns the tables and keys settings into capture keys.
 func (c *Config) tables() map[string]capture.Key {
 	out := map[string]capture.Key{}

@@ -35,6 +35,9 @@ func main() {
 		Shard:    true,
 		Commands: []cli.Command[Config]{
 			{Name: "run", About: "stream the shard's changes to Kafka", Setup: cli.Run(cli.NoArgs(run))},
+			{Name: "replay", About: "publish a binlog range of the shard again as this producer published it (--from POS [--to POS]), " +
+				"to the live topics, to --topic-prefix's or as JSON lines to --output; never moves the live checkpoint",
+				Setup: replayCommand},
 		},
 		Server:    func(c *Config) httpapi.ServerConfig { return c.Server },
 		ExitCodes: map[int]string{exitFatal: "a fatal capture error that restarting cannot mend (purged binlog, checkpoint of another server, missing binlog settings)"},
@@ -82,13 +85,9 @@ func stream(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	reg := metrics.New("cdc-producer", cfg.Shard)
 	cps := capture.NewCheckpoints(cfg.Kafka.Brokers, cfg.Kafka.CheckpointTopic)
 	defer cps.Close()
-	c := capture.New(capture.Config{Shard: cfg.Shard, Addr: cfg.Database.Addr, User: cfg.Database.User, Password: cfg.Database.Password,
-		Database: cfg.Database.Database, Flavor: cfg.Capture.Flavor, ServerID: cfg.Capture.ServerID, Tables: tables,
-		TopicPrefix: cfg.Kafka.TopicPrefix, FlushRows: cfg.Capture.FlushRows, Snapshot: capture.SnapshotMode(cfg.Capture.SnapshotMode),
-		SnapshotLockTimeout: cfg.Capture.SnapshotLockTimeout, Outbox: outbox, ValueFormat: capture.Format(cfg.Capture.Format), KeyFormat: cfg.keyFormat(),
-		Tombstones: cfg.Capture.Tombstones, TransactionMetadata: cfg.Capture.TransactionMetadata,
-		HeartbeatInterval: cfg.Heartbeat.Interval, Name: fmt.Sprintf("cdc-producer-%d", cfg.Shard)},
-		cfg.Kafka.Brokers, cps, log, capture.NewMetrics(reg))
+	ccfg := cfg.capture()
+	ccfg.Outbox = outbox
+	c := capture.New(ccfg, cfg.Kafka.Brokers, cps, log, capture.NewMetrics(reg))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.Run(ctx) })
 	if cfg.Server.Port > 0 {

@@ -125,11 +125,37 @@ type Capture struct {
 
 // New returns a capture publishing through brokers.
 func New(cfg Config, brokers []string, cps *Checkpoints, log *slog.Logger, m *Metrics) *Capture {
-	return &Capture{cfg: cfg, cps: cps, log: log, metrics: m, out: &kafka.Writer{
+	return &Capture{cfg: cfg, cps: cps, log: log, metrics: m, out: NewWriter(brokers, cfg.FlushRows)}
+}
+
+// NewWriter returns the writer a capture publishes with: each message to
+// the partition of its key as Kafka's own clients choose it (murmur2),
+// acknowledged by every in-sync replica, in batches of up to flushRows.
+func NewWriter(brokers []string, flushRows int) *kafka.Writer {
+	return &kafka.Writer{
 		Addr: kafka.TCP(brokers...), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
 		// BatchBytes stays under the broker's default message.max.bytes (1 MiB).
-		BatchSize: cfg.FlushRows, BatchBytes: 1_000_000, BatchTimeout: time.Millisecond, MaxAttempts: 5,
-	}}
+		BatchSize: flushRows, BatchBytes: 1_000_000, BatchTimeout: time.Millisecond, MaxAttempts: 5,
+	}
+}
+
+// OpenShard returns a pool on cfg's shard with the capture's session
+// settings (UTC, times as text).
+func OpenShard(cfg Config) (*sql.DB, error) { return sql.Open("mysql", dsn(cfg)) }
+
+// ServerInfo is what Inspect learns of a shard.
+type ServerInfo struct {
+	Flavor   string // mysql or mariadb
+	Identity string // @@server_uuid or @@server_uid
+	GTID     string // the executed GTID set
+}
+
+// Inspect reads what a capture reads of a shard on connecting: its flavor
+// (cfg.Flavor unless empty), identity and executed GTID set; it also checks
+// the binlog settings capture needs.
+func Inspect(ctx context.Context, db *sql.DB, cfg Config) (ServerInfo, error) {
+	s, err := (&Capture{cfg: cfg}).inspect(ctx, db)
+	return ServerInfo{Flavor: s.flavor, Identity: s.identity, GTID: s.gtid}, err
 }
 
 // Run captures until ctx ends, reconnecting with backoff when the shard or
@@ -216,7 +242,8 @@ func (c *Capture) runOnce(ctx context.Context) error {
 	case !ok && c.cfg.Snapshot == SnapshotNever:
 		// Saved at once: a restart before the first transaction must
 		// resume here, not at a later "now".
-		cp = Checkpoint{Shard: c.cfg.Shard, Flavor: srv.flavor, Identity: srv.identity, GTID: srv.gtid, TsMs: time.Now().UnixMilli(), Epoch: 1}
+		cp = Checkpoint{Shard: c.cfg.Shard, Flavor: srv.flavor, Identity: srv.identity, GTID: srv.gtid, TsMs: time.Now().UnixMilli(), Epoch: 1,
+			EpochFrom: &EpochStart{GTID: srv.gtid}}
 		if err := c.cps.Save(ctx, cp); err != nil {
 			return err
 		}
@@ -235,7 +262,7 @@ func (c *Capture) runOnce(ctx context.Context) error {
 		// a new epoch.
 		c.log.Warn("checkpoint is of another server; re-anchoring by GTID", "checkpoint_server", cp.Identity,
 			"server", srv.identity, "gtid", cp.GTID, "epoch", cp.Epoch+1)
-		cp.Identity, cp.File, cp.Pos, cp.Epoch = srv.identity, "", 0, cp.Epoch+1
+		cp.Identity, cp.File, cp.Pos, cp.Epoch, cp.EpochFrom = srv.identity, "", 0, cp.Epoch+1, &EpochStart{GTID: cp.GTID}
 	}
 	err = c.checkDiverged(cp, srv)
 	if err == nil {
