@@ -33,6 +33,21 @@ type Checkpoint struct {
 	// finds it takes a new snapshot, of a newer epoch, so that consumers
 	// drop the rows the interrupted one published.
 	Snapshotting bool `json:"snapshotting,omitempty"`
+	// EpochFrom is where Epoch's stream starts: the position its snapshot
+	// read, or the GTID set the capture re-anchored on another server at.
+	// A replay into the live topics starts no earlier: what came before
+	// reached the consumers in the snapshot, or has another server's
+	// positions. Nil in checkpoints written before it was kept.
+	EpochFrom *EpochStart `json:"epoch_from,omitempty"`
+}
+
+// EpochStart is where an epoch's stream starts: its first transaction is
+// the first one not in GTID (when set), else the first one at or after
+// File:Pos.
+type EpochStart struct {
+	File string `json:"file,omitempty"`
+	Pos  uint32 `json:"pos,omitempty"`
+	GTID string `json:"gtid,omitempty"`
 }
 
 // Checkpoints stores checkpoints in a compacted topic keyed by shard, as

@@ -65,6 +65,7 @@ func (c *Capture) snapshot(ctx context.Context, db *sql.DB, srv server, epoch in
 	if err != nil {
 		return Checkpoint{}, err
 	}
+	cp.EpochFrom = &EpochStart{File: cp.File, Pos: cp.Pos, GTID: cp.GTID}
 	if _, err := lock.ExecContext(ctx, "UNLOCK TABLES"); err != nil {
 		return Checkpoint{}, err
 	}
