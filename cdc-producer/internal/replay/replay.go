@@ -18,16 +18,18 @@ import (
 // Encoder turns the events of the transactions taken into the messages the
 // live capture publishes for them.
 type Encoder interface {
-	// Event takes one event of a transaction taken; at the transaction's
-	// end it returns the transaction's messages.
+	// Event takes one event of a transaction taken, read from file, and
+	// returns its messages; they are valid until the next call.
 	Event(file string, ev *replication.BinlogEvent) ([]kafka.Message, error)
 }
 
 // Sink takes the messages of each transaction, in binlog order.
 type Sink interface {
 	Write(ctx context.Context, msgs []kafka.Message) error
-	// Close flushes what is buffered.
-	Close() error
+	// Close flushes what is buffered and ends the output; failed is the
+	// replay's error (nil: it completed), so that a file of a failed
+	// replay is not left behind as if it were whole.
+	Close(failed error) error
 }
 
 // Summary is what a replay did.
@@ -115,7 +117,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		}
 	})
 	if o.Sink != nil {
-		if cerr := o.Sink.Close(); err == nil {
+		if cerr := o.Sink.Close(err); err == nil {
 			err = cerr
 		}
 	}
@@ -173,11 +175,12 @@ func raw(b []byte) json.RawMessage {
 // Lines writes messages as JSON lines.
 type Lines struct {
 	w     *bufio.Writer
-	close func() error
+	close func(failed error) error
 }
 
-// NewLines writes to w; close, if set, is called by Close after the flush.
-func NewLines(w io.Writer, close func() error) *Lines {
+// NewLines writes to w; close, if set, is called by Close after the flush,
+// with the replay's error, or the flush's.
+func NewLines(w io.Writer, close func(failed error) error) *Lines {
 	return &Lines{w: bufio.NewWriterSize(w, 1<<20), close: close}
 }
 
@@ -197,10 +200,13 @@ func (l *Lines) Write(_ context.Context, msgs []kafka.Message) error {
 }
 
 // Close implements Sink.
-func (l *Lines) Close() error {
+func (l *Lines) Close(failed error) error {
 	err := l.w.Flush()
 	if l.close != nil {
-		if cerr := l.close(); err == nil {
+		if failed == nil {
+			failed = err
+		}
+		if cerr := l.close(failed); err == nil {
 			err = cerr
 		}
 	}
@@ -235,8 +241,9 @@ func (t *Topics) flush(ctx context.Context) error {
 	return nil
 }
 
-// Close implements Sink.
-func (t *Topics) Close() error {
+// Close implements Sink: what was buffered is published either way (the
+// consumers take a message once, however often it comes).
+func (t *Topics) Close(error) error {
 	err := t.flush(context.Background())
 	if cerr := t.W.Close(); err == nil {
 		err = cerr

@@ -27,6 +27,9 @@ type Binlog struct {
 type Header struct {
 	// Created is when the server started the file.
 	Created uint32
+	// Version is the server's version, as the file's format description
+	// gives it ("10.11.6-MariaDB-log", "8.4.3").
+	Version string
 	// Before is the GTID set of every transaction before the file (MariaDB's
 	// Gtid_list, MySQL's Previous_gtids); empty when the file has none.
 	Before string
@@ -252,7 +255,7 @@ func (d *Dir) parse(file string, fn func(*replication.BinlogEvent) error) error 
 func header(h *Header, ev *replication.BinlogEvent) error {
 	switch e := ev.Event.(type) {
 	case *replication.FormatDescriptionEvent:
-		h.Created = ev.Header.Timestamp
+		h.Created, h.Version = ev.Header.Timestamp, strings.TrimRight(e.ServerVersion, "\x00")
 		if e.CreateTimestamp != 0 {
 			h.Created = e.CreateTimestamp
 		}

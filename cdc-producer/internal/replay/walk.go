@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -22,10 +24,15 @@ type Range struct {
 	// Limit also ends the range at the live producer's checkpoint, so that
 	// a replay into the live topics never runs ahead of it; zero for none.
 	Limit Limit
+	// Floor also starts the range no earlier than where the live epoch's
+	// stream starts (its snapshot), so that a replay into the live topics
+	// never publishes, with the epoch's number, what the consumers got
+	// through the snapshot; zero for none.
+	Floor Limit
 }
 
-// Limit is a checkpoint the range may not pass: by GTID set when it has
-// one, else by position.
+// Limit is a checkpoint: the transactions before it are those in its GTID
+// set when it has one, else those before its position.
 type Limit struct {
 	Pos  mysql.Position
 	GTID string
@@ -47,7 +54,7 @@ type Plan struct {
 	// Files are the files from Start to End, with their sizes.
 	Files []Binlog
 
-	fromSet, toSet, limitSet mysql.GTIDSet
+	fromSet, toSet, limitSet, floorSet mysql.GTIDSet
 }
 
 // Resolve checks the range against what src holds and finds where to start.
@@ -57,7 +64,7 @@ func Resolve(ctx context.Context, r Range, src Source) (*Plan, error) {
 	for _, b := range []struct {
 		gtid string
 		set  *mysql.GTIDSet
-	}{{r.From.GTID, &p.fromSet}, {r.To.GTID, &p.toSet}, {r.Limit.GTID, &p.limitSet}} {
+	}{{r.From.GTID, &p.fromSet}, {r.To.GTID, &p.toSet}, {r.Limit.GTID, &p.limitSet}, {r.Floor.GTID, &p.floorSet}} {
 		if b.gtid == "" {
 			continue
 		}
@@ -152,6 +159,17 @@ func (p *Plan) start(ctx context.Context, files []Binlog) (string, error) {
 		return "", fmt.Errorf("%w: %s no longer holds the transactions right after GTID %s (its oldest binlog, %s, starts later); "+
 			"read archived binlog files with --binlog-dir DIR", ErrNoBinlog, p.Source.Describe(), p.From.GTID, oldest)
 	}
+	// Every file starts after the time: the range starts in the oldest
+	// unless files before it were purged.
+	h, err := p.Source.Header(ctx, oldest)
+	if err != nil {
+		return "", err
+	}
+	if h.Before != "" || !strings.HasSuffix(oldest, ".000001") {
+		return "", fmt.Errorf("%w: %s no longer holds the transactions at %s (its oldest binlog, %s, was started at %s); "+
+			"read archived binlog files with --binlog-dir DIR", ErrNoBinlog, p.Source.Describe(), p.From,
+			oldest, time.Unix(int64(h.Created), 0).UTC().Format(time.RFC3339))
+	}
 	return oldest, nil
 }
 
@@ -198,7 +216,9 @@ func (p *Plan) judge(t Txn, started bool) verdict {
 	case p.From.Kind == AtNow,
 		p.From.Kind == AtPosition && t.Pos.Compare(p.From.Pos) < 0,
 		p.From.Kind == AtTime && int64(t.Time) < p.From.Time.Unix(),
-		p.From.Kind == AtGTID && in(p.fromSet):
+		p.From.Kind == AtGTID && in(p.fromSet),
+		p.Floor.GTID != "" && in(p.floorSet),
+		p.Floor.GTID == "" && p.Floor.Pos.Name != "" && t.Pos.Compare(p.Floor.Pos) < 0:
 		return skip
 	}
 	return take

@@ -171,6 +171,24 @@ func TestWalk(t *testing.T) {
 		}
 	})
 
+	t.Run("no earlier than the epoch's start", func(t *testing.T) {
+		for _, f := range []Limit{{GTID: h.gtid[5]}, {Pos: h.ends[5]}} {
+			for _, from := range []string{"start", pos(2), pos(8)} {
+				got, err := ids(t, Range{From: bound(t, from), To: bound(t, "now"), Floor: f}, srv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := "[7 8 9 10]"
+				if from == pos(8) {
+					want = "[9 10]"
+				}
+				if fmt.Sprint(got) != want {
+					t.Fatalf("floor %+v, from %s: ids %v, want %s", f, from, got, want)
+				}
+			}
+		}
+	})
+
 	t.Run("from after to", func(t *testing.T) {
 		for _, r := range [][2]string{{pos(7), pos(3)}, {h.gtid[6], h.gtid[2]}, {"now", "start"},
 			{h.at.Format(time.RFC3339), h.at.Add(-time.Hour).Format(time.RFC3339)}} {
@@ -202,6 +220,11 @@ func TestWalk(t *testing.T) {
 		if !errors.Is(err, ErrNoBinlog) {
 			t.Fatalf("from a purged GTID: %v, want ErrNoBinlog", err)
 		}
+		_, err = ids(t, Range{From: bound(t, h.at.Add(-time.Hour).Format(time.RFC3339)), To: bound(t, "now")}, srv)
+		if !errors.Is(err, ErrNoBinlog) {
+			t.Fatalf("from a time before every file held: %v, want ErrNoBinlog", err)
+		}
+		t.Logf("the error reads: %v", err)
 		archive := &Dir{Path: dir, Configure: func(p *replication.BinlogParser) {
 			p.SetFlavor(mysql.MariaDBFlavor)
 			p.SetTimestampStringLocation(time.UTC)
