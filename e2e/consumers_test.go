@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -36,7 +35,7 @@ var consumers = map[string]struct {
 // command runs a component's binary with the component's environment.
 func (s *stack) command(name string, args ...string) (string, error) {
 	p := s.procs[name]
-	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	cmd := exec.Command(p.Bin, args...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

@@ -122,8 +122,28 @@ func readOutbox(t *testing.T, s *stack) []outboxMessage {
 	for _, a := range topics.OutboxAggregates {
 		names = append(names, topics.Outbox(topics.DefaultPrefix, a))
 	}
+	var out []outboxMessage
+	for _, r := range readTopics(t, s.brokers, names) {
+		m := outboxMessage{topic: r.Topic, key: string(r.Key), value: string(r.Value)}
+		for _, h := range r.Headers {
+			switch h.Key {
+			case "id":
+				m.id = string(h.Value)
+			case "type":
+				m.typ = string(h.Value)
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// readTopics reads every message of the topics, each of which must exist,
+// up to the end offsets they had when it started.
+func readTopics(t testing.TB, brokers []string, names []string) []*kgo.Record {
+	t.Helper()
 	ctx := context.Background()
-	cl := &kafka.Client{Addr: kafka.TCP(s.brokers...)}
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...)}
 	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +151,7 @@ func readOutbox(t *testing.T, s *stack) []outboxMessage {
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for _, tp := range md.Topics {
 		if tp.Error != nil {
-			t.Fatalf("outbox topic %s: %v", tp.Name, tp.Error)
+			t.Fatalf("topic %s: %v", tp.Name, tp.Error)
 		}
 		for _, p := range tp.Partitions {
 			req.Topics[tp.Name] = append(req.Topics[tp.Name], kafka.LastOffsetOf(p.ID))
@@ -156,33 +176,28 @@ func readOutbox(t *testing.T, s *stack) []outboxMessage {
 			}
 		}
 	}
-	kc, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics(names...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	kc, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(names...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer kc.Close()
-	var out []outboxMessage
+	var out []*kgo.Record
 	deadline := time.Now().Add(time.Minute)
 	for len(left) > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("outbox topics not read to their end within a minute: %v left", left)
+			t.Fatalf("topics not read to their end within a minute: %v left", left)
 		}
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		fs := kc.PollFetches(pctx)
 		cancel()
 		fs.EachRecord(func(r *kgo.Record) {
-			m := outboxMessage{topic: r.Topic, key: string(r.Key), value: string(r.Value)}
-			for _, h := range r.Headers {
-				switch h.Key {
-				case "id":
-					m.id = string(h.Value)
-				case "type":
-					m.typ = string(h.Value)
-				}
-			}
-			out = append(out, m)
 			k := part{r.Topic, r.Partition}
-			if end, ok := left[k]; ok && r.Offset >= end-1 {
+			end, ok := left[k]
+			if !ok {
+				return // read to its end already
+			}
+			out = append(out, r)
+			if r.Offset >= end-1 {
 				delete(left, k)
 			}
 		})
