@@ -44,7 +44,7 @@ type bar struct {
 func (b *bar) show(s replay.Status) {
 	b.last.Store(&s)
 	if b.b == nil {
-		b.p = mpb.New(mpb.WithOutput(b.out), mpb.WithWidth(32), mpb.WithRefreshRate(barEvery))
+		b.p = mpb.New(mpb.WithOutput(b.out), mpb.WithRefreshRate(barEvery), mpb.WithAutoRefresh())
 		b.b = b.p.AddBar(max(s.Total, 1),
 			mpb.PrependDecorators(decor.Name("replay", decor.WCSyncSpaceR), decor.Percentage(decor.WCSyncSpace)),
 			mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
