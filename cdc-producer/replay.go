@@ -114,11 +114,11 @@ func runReplay(ctx context.Context, cfg *Config, f replayFlags, stdout, stderr i
 		opts.Tables[ccfg.Outbox.Table] = true
 	}
 	if !f.dryRun {
-		enc := capture.NewEncoder(ccfg, shard.info.Flavor, capture.NewMetrics(prometheus.NewRegistry(), cfg.Shard))
-		opts.Encoder = &decoder{dec: capture.NewDecoder(enc, shard.schema, ccfg, log, plan.Start, epoch)}
-		if opts.Sink, err = openSink(ctx, cfg, ccfg, f, stdout); err != nil {
+		if opts.Sink, err = openSink(ctx, cfg, &ccfg, f, stdout); err != nil {
 			return err
 		}
+		enc := capture.NewEncoder(ccfg, shard.info.Flavor, capture.NewMetrics(prometheus.NewRegistry(), cfg.Shard))
+		opts.Encoder = &decoder{dec: capture.NewDecoder(enc, shard.schema, ccfg, log, plan.Start, epoch)}
 	}
 	show, every := showProgress(stderr)
 	progress := replay.NewProgress(plan, every, show)
@@ -347,8 +347,9 @@ func liveCheckpoint(ctx context.Context, cfg *Config, f replayFlags, srv capture
 	return b, nil
 }
 
-// openSink opens where the messages go.
-func openSink(ctx context.Context, cfg *Config, c capture.Config, f replayFlags, stdout io.Writer) (replay.Sink, error) {
+// openSink opens where the messages go; publishing, it creates the topics
+// that do not exist yet (--topic-prefix's), as the live producer does.
+func openSink(ctx context.Context, cfg *Config, c *capture.Config, f replayFlags, stdout io.Writer) (replay.Sink, error) {
 	switch f.output {
 	case "":
 	case "-":
@@ -362,6 +363,14 @@ func openSink(ctx context.Context, cfg *Config, c capture.Config, f replayFlags,
 	}
 	if c.TransactionMetadata {
 		specs = append(specs, cfg.Kafka.Topics.Changes(capture.TransactionTopic(c.TopicPrefix)))
+	}
+	if c.Outbox.Table != "" {
+		for _, a := range cfg.Capture.Outbox.AggregateTypes {
+			specs = append(specs, cfg.Kafka.Topics.Changes(c.Outbox.TopicOf(a)))
+		}
+		c.Outbox.Ensure = func(ctx context.Context, topic string) error {
+			return topics.Ensure(ctx, cfg.Kafka.Brokers, cfg.Kafka.Topics.Changes(topic))
+		}
 	}
 	if err := topics.Ensure(ctx, cfg.Kafka.Brokers, specs...); err != nil {
 		return nil, err

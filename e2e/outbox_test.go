@@ -143,7 +143,11 @@ func readOutbox(t *testing.T, s *stack) []outboxMessage {
 func readTopics(t testing.TB, brokers []string, names []string) []*kgo.Record {
 	t.Helper()
 	ctx := context.Background()
-	cl := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	// A transport of its own: the shared one caches metadata, and the
+	// topics may have been created by another process since.
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: tr}
 	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 	if err != nil {
 		t.Fatal(err)

@@ -86,6 +86,26 @@ func TestReplay(t *testing.T) {
 		}
 	})
 
+	t.Run("to other topics", func(t *testing.T) {
+		s.replay(1, "--from", ranges[1][0], "--to", ranges[1][1], "--topic-prefix", "replayed", "--tables", "account_transaction,outbox")
+		var got, want []string
+		names := []string{"replayed.account_transaction"}
+		for _, a := range topics.OutboxAggregates {
+			names = append(names, topics.Outbox("replayed", a))
+		}
+		for _, r := range readTopics(t, s.brokers, names) {
+			m, _ := streamedMessage(t, r)
+			m = strings.Replace(m, `"topic":"replayed.`, `"topic":"shop.`, 1)
+			got = append(got, strings.Replace(m, `"name":"replayed"`, `"name":"shop"`, 1))
+		}
+		for _, l := range readLines(t, filepath.Join(dir, "shard-1.jsonl")) {
+			if strings.Contains(l, `"topic":"shop.account_transaction"`) || strings.Contains(l, `"topic":"shop.outbox.`) {
+				want = append(want, l)
+			}
+		}
+		sameMessages(t, "in replayed.account_transaction and replayed.outbox.*", got, "shard 1's account_transaction and outbox messages", want)
+	})
+
 	t.Run("into the live topics", func(t *testing.T) {
 		before := s.handled()
 		total := s.messages(s.consumerTopics())
