@@ -81,31 +81,20 @@ func runReplay(ctx context.Context, cfg *Config, f replayFlags, stdout, stderr i
 		return err
 	}
 	defer shard.close()
-	var src replay.Source
-	if f.binlogDir != "" {
-		src = &replay.Dir{Path: f.binlogDir, Configure: capture.ConfigureParser}
-		if shard.info.Flavor == "" {
-			if shard.info.Flavor, err = flavorOfFiles(ctx, src); err != nil {
-				return err
-			}
-		}
-	} else {
-		src, err = serverSource(ccfg, shard, f.serverID)
-		if err != nil {
-			return err
-		}
+	src, err := openSource(ctx, ccfg, f, shard)
+	if err != nil {
+		return err
 	}
 	live, err := liveCheckpoint(ctx, cfg, f, shard.info, log)
 	if err != nil {
 		return err
 	}
-	epoch := live.epoch
 	plan, err := replay.Resolve(ctx, replay.Range{From: from, To: to, Flavor: shard.info.Flavor, Limit: live.limit, Floor: live.floor}, src)
 	if err != nil {
 		return err
 	}
 	log.Info("replaying", "shard", cfg.Shard, "from", from, "to", to, "source", src.Describe(), "first_file", plan.Start,
-		"end", fmt.Sprintf("%s:%d", plan.End.Name, plan.End.Pos), "epoch", epoch, "output", f.describeOutput(ccfg.TopicPrefix))
+		"end", fmt.Sprintf("%s:%d", plan.End.Name, plan.End.Pos), "epoch", live.epoch, "output", f.describeOutput(ccfg.TopicPrefix))
 	opts := replay.Options{Plan: plan, Database: ccfg.Database, Tables: map[string]bool{}}
 	for t := range ccfg.Tables {
 		opts.Tables[t] = true
@@ -118,7 +107,7 @@ func runReplay(ctx context.Context, cfg *Config, f replayFlags, stdout, stderr i
 			return err
 		}
 		enc := capture.NewEncoder(ccfg, shard.info.Flavor, capture.NewMetrics(prometheus.NewRegistry(), cfg.Shard))
-		opts.Encoder = &decoder{dec: capture.NewDecoder(enc, shard.schema, ccfg, log, plan.Start, epoch)}
+		opts.Encoder = &decoder{dec: capture.NewDecoder(enc, shard.schema, ccfg, log, plan.Start, live.epoch)}
 	}
 	show, every := showProgress(stderr)
 	progress := replay.NewProgress(plan, every, show)
@@ -248,6 +237,23 @@ func openShard(ctx context.Context, cfg capture.Config, optional bool, log *slog
 	log.Warn("the shard does not answer; replaying the archived files without its schema (TINYINT(1) columns as numbers, no column defaults in schemas)",
 		"shard", cfg.Shard, "addr", cfg.Addr, "err", err)
 	return &shardConn{info: capture.ServerInfo{Flavor: cfg.Flavor}}, nil
+}
+
+// openSource opens the binlog: --binlog-dir's files, else the shard's as a
+// replica. It completes shard.info's flavor from the files when the shard
+// did not answer.
+func openSource(ctx context.Context, cfg capture.Config, f replayFlags, shard *shardConn) (replay.Source, error) {
+	if f.binlogDir == "" {
+		return serverSource(cfg, shard, f.serverID)
+	}
+	src := &replay.Dir{Path: f.binlogDir, Configure: capture.ConfigureParser}
+	if shard.info.Flavor == "" {
+		var err error
+		if shard.info.Flavor, err = flavorOfFiles(ctx, src); err != nil {
+			return nil, err
+		}
+	}
+	return src, nil
 }
 
 // flavorOfFiles is the flavor of the server that wrote a folder's files.
