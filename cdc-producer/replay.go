@@ -106,7 +106,7 @@ func runReplay(ctx context.Context, cfg *Config, f replayFlags, stdout, stderr i
 		if opts.Sink, err = openSink(ctx, cfg, &ccfg, f, stdout); err != nil {
 			return err
 		}
-		enc := capture.NewEncoder(ccfg, shard.info.Flavor, capture.NewMetrics(prometheus.NewRegistry(), cfg.Shard))
+		enc := capture.NewEncoder(ccfg, shard.info.Flavor, capture.NewMetrics(prometheus.NewRegistry()))
 		opts.Encoder = &decoder{dec: capture.NewDecoder(enc, shard.schema, ccfg, log, plan.Start, live.epoch)}
 	}
 	show, every := showProgress(stderr)
@@ -421,6 +421,10 @@ func (d *decoder) Event(file string, ev *replication.BinlogEvent) ([]kafka.Messa
 			return nil, err
 		}
 	}
-	d.msgs, _, err = d.dec.Decode(ctx, d.msgs[:0], ev)
+	var end *capture.End
+	d.msgs, end, err = d.dec.Decode(ctx, d.msgs[:0], ev)
+	if end != nil && end.Span != nil {
+		end.Span.End() // a traced transaction's span (only with tracing on)
+	}
 	return d.msgs, err
 }
