@@ -57,11 +57,15 @@ func TestForeignProducerFiles(t *testing.T) {
 	time.Sleep(2100 * time.Millisecond)
 	s.produce("20251015174143", []string{ev(0, "2025-10-15 17:41:43.001", `{"shop_id":2,"good_id":1,"delta_count":1,"reason":"found","sub_event_type":"restock"}`)})
 	s.waitFinished(time.Minute)
+	// An empty file (what ingest writes for a registration whose events
+	// were lost) goes through every stage.
+	s.produce("20251015174144", nil)
+	s.waitFinished(time.Minute)
 
 	rep := s.audit()
 	var err error
-	if rep.Files != 4 || rep.Lines != len(a)+len(b)+2 {
-		t.Errorf("audit checked %d files, %d lines; want 4, %d", rep.Files, rep.Lines, len(a)+len(b)+2)
+	if rep.Files != 5 || rep.Lines != len(a)+len(b)+2 {
+		t.Errorf("audit checked %d files, %d lines; want 5, %d", rep.Files, rep.Lines, len(a)+len(b)+2)
 	}
 
 	// Where each line went and what became of it.

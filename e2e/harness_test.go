@@ -202,7 +202,8 @@ func contains(list []string, s string) bool {
 }
 
 // produce writes an events file as any producer must: register, write
-// under a temporary name and rename, mark event-ingest done.
+// under a temporary name and rename, mark event-ingest done. No lines make
+// an empty file.
 func (s *stack) produce(stem string, lines []string) {
 	s.t.Helper()
 	ctx := context.Background()
@@ -213,7 +214,9 @@ func (s *stack) produce(stem string, lines []string) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	w.WriteString(strings.Join(lines, "\n") + "\n")
+	if len(lines) > 0 {
+		w.WriteString(strings.Join(lines, "\n") + "\n")
+	}
 	if err := w.Commit(); err != nil {
 		s.t.Fatal(err)
 	}

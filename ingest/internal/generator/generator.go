@@ -123,6 +123,7 @@ func (g *Generator) Run(ctx context.Context) error {
 		return err
 	}
 	g.finishEarlierFiles(ctx)
+	g.settleRegistrations(ctx)
 	for ctx.Err() == nil {
 		next := time.Now().Truncate(g.cfg.Interval).Add(g.cfg.Interval)
 		select {
@@ -172,6 +173,7 @@ func (g *Generator) finishEarlierFiles(ctx context.Context) {
 func (g *Generator) Tick(ctx context.Context, t time.Time) (err error) {
 	start := time.Now()
 	g.retryDone(ctx)
+	g.settleRegistrations(ctx)
 	stem := t.Format("20060102150405")
 	ctx, span := tracing.Start(ctx, string(pipeline.StageEventIngest), "", trace.WithAttributes(tracing.File(stem)))
 	defer func() { tracing.End(span, err) }()
@@ -196,10 +198,14 @@ func (g *Generator) Tick(ctx context.Context, t time.Time) (err error) {
 	}
 	n := 1 + g.model.IntN(limit)
 	lines = append(lines, g.model.Batch(stem, t, max(0, n-len(lines)))...)
+	if err := g.mark(stem); err != nil {
+		g.requeue(ext)
+		return err
+	}
 	if _, err := g.api.Register(ctx, stem, shard.All(g.cfg.Shards), g.cfg.Producer); err != nil {
 		g.count(func(s *Stats) { s.RegisterFailures++ })
 		g.requeue(ext)
-		return fmt.Errorf("register %s: %w", stem, err)
+		return fmt.Errorf("register %s (settled at the next tick if it went through): %w", stem, err)
 	}
 	w, err := spool.Create(path)
 	if err != nil {
@@ -218,6 +224,7 @@ func (g *Generator) Tick(ctx context.Context, t time.Time) (err error) {
 		g.requeue(ext)
 		return err
 	}
+	g.unmark(stem)
 	if err := dequeue(ext); err != nil {
 		g.log.Error("remove queued requests now written; they will be written again and recorded as duplicates", "file", stem, "err", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,11 @@ type recorder struct {
 	mu       sync.Mutex
 	calls    []string
 	failNext int // answer 500 to this many calls first
+	// loseRegisters registers and then answers 500, as if the answer
+	// were lost, to this many registers first.
+	loseRegisters int
+	producers     map[string]string // stem -> producer, of the stems registered
+	done          map[string]bool
 }
 
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -39,6 +45,20 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if r.failNext > 0 {
 		r.failNext--
 		http.Error(w, `{"error":"try later"}`, http.StatusInternalServerError)
+		return
+	}
+	if name, ok := strings.CutPrefix(req.URL.Path, "/files/"); ok && req.Method == http.MethodGet {
+		p, ok := r.producers[name]
+		if !ok {
+			http.Error(w, `{"error":"not found"}`, http.StatusNotFound)
+			return
+		}
+		st := pipeline.StatusStarted
+		if r.done[name] {
+			st = pipeline.StatusDone
+		}
+		json.NewEncoder(w).Encode(pipeline.FileResponse{Filename: name, Producer: p,
+			Shards: []pipeline.ShardStatus{{Shard: 0, EventIngestStatus: st}, {Shard: 1, EventIngestStatus: st}}})
 		return
 	}
 	var body map[string]any
@@ -53,10 +73,24 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if s, _ := json.Marshal(body["shards"]); string(s) != "[0,1]" {
 			r.t.Errorf("register %s shards = %s, want [0,1]", name, s)
 		}
+		if r.producers == nil {
+			r.producers = map[string]string{}
+		}
+		r.producers[name], _ = body["producer"].(string)
+		if r.loseRegisters > 0 {
+			r.loseRegisters--
+			r.calls = append(r.calls, req.URL.Path+" "+name+" (answer lost)")
+			http.Error(w, `{"error":"connection reset"}`, http.StatusBadGateway)
+			return
+		}
 	case "/stages/event-ingest/done":
 		if statErr != nil {
 			r.t.Errorf("done %s before the file was complete: %v", name, statErr)
 		}
+		if r.done == nil {
+			r.done = map[string]bool{}
+		}
+		r.done[name] = true
 	}
 	r.calls = append(r.calls, req.URL.Path+" "+name)
 	w.Header().Set("Content-Type", "application/json")
@@ -240,5 +274,58 @@ func TestTickNeverOverwritesAFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "theirs\n" {
 		t.Errorf("the other producer's file now holds %q", b)
+	}
+}
+
+// A register that went through but whose answer was lost, and one left by
+// a crash before the file was written (its marker on disk), are settled at
+// the next tick: each gets an empty events file and its ingest done, so
+// that the file goes through every stage; a marker of a stem the API does
+// not know, or knows as another producer's, is dropped with no file.
+func TestRegistrationsLeftWithoutAFile(t *testing.T) {
+	rec := &recorder{t: t, dir: spool.Dir(t.TempDir()), loseRegisters: 1000, producers: map[string]string{}} // beyond the client's retries
+	g, _ := newGenerator(t, rec, Config{Interval: time.Second, EventsPerBatch: 3, MaxBatchSize: 3, MaxPayloadSize: 1 << 20,
+		ValidationTimeout: time.Second, Producer: "ingest"})
+	at := func(sec int) time.Time { return time.Date(2025, 10, 15, 17, 41, sec, 0, time.UTC) }
+	ctx := context.Background()
+	if err := g.Tick(ctx, at(1)); err == nil {
+		t.Fatal("Tick with the register's answer lost = nil, want an error")
+	}
+	rec.mu.Lock()
+	rec.loseRegisters = 0
+	rec.mu.Unlock()
+	// What a crash right after the register leaves, and two markers of
+	// stems not ours.
+	for stem, producer := range map[string]string{"20251015174100": "ingest", "20251015174059": "someone-else"} {
+		rec.producers[stem] = producer
+		if err := g.mark(stem); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.mark("20251015174058"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Tick(ctx, at(2)); err != nil {
+		t.Fatal(err)
+	}
+	for _, stem := range []string{"20251015174101", "20251015174100"} {
+		b, err := os.ReadFile(rec.dir.EventsFile(stem))
+		if err != nil || len(b) != 0 {
+			t.Errorf("%s: %q, %v; want an empty events file", stem, b, err)
+		}
+		if !rec.done[stem] {
+			t.Errorf("%s: ingest not marked done", stem)
+		}
+	}
+	for _, stem := range []string{"20251015174059", "20251015174058"} {
+		if _, err := os.Stat(rec.dir.EventsFile(stem)); err == nil {
+			t.Errorf("%s: an events file was written for a stem not registered by this producer", stem)
+		}
+	}
+	if lines := readLines(t, rec.dir.EventsFile("20251015174102")); len(lines) == 0 || lines[0] == "" {
+		t.Errorf("the tick after them wrote no events")
+	}
+	if markers, _ := filepath.Glob(filepath.Join(rec.dir.EventsDir(), ".*.registering")); len(markers) > 0 {
+		t.Errorf("markers left: %v", markers)
 	}
 }
