@@ -15,6 +15,7 @@ import (
 	"github.com/shopledger/shopledger/internal/cdc/cdctest"
 	"github.com/shopledger/shopledger/internal/consume"
 	"github.com/shopledger/shopledger/internal/consume/consumetest"
+	"github.com/shopledger/shopledger/internal/localdb"
 	"github.com/shopledger/shopledger/internal/money"
 	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/schema"
@@ -24,8 +25,11 @@ const topic = "shop.account_transaction"
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newStore(t testing.TB) (*Store, *sql.DB) {
-	inst := stacktest.MariaDB(t)
+func newStore(t testing.TB) (*Store, *sql.DB) { return newStoreOn(t, stacktest.MariaDB(t)) }
+
+// newStoreOn returns a store over a fresh balance_db on inst, connected as
+// the balance service's own user.
+func newStoreOn(t testing.TB, inst *localdb.Instance) (*Store, *sql.DB) {
 	stacktest.Database(t, inst, "balance_db", schema.Balance)
 	db := stacktest.As(t, inst, "balance", "balance_db")
 	return New(db, quiet), db
@@ -42,8 +46,8 @@ var subject = consumetest.Subject[Change]{
 	Topic:  func(string) string { return topic },
 	PK:     func(_ string, r consumetest.Row) string { return fmt.Sprint(r["id"]) },
 	Key:    func(_ string, r consumetest.Row) string { return fmt.Sprintf(`{"user_id":%v}`, r["user_id"]) },
-	New: func(t testing.TB) (consume.Handler[Change], *sql.DB) {
-		s, db := newStore(t)
+	New: func(t testing.TB, inst *localdb.Instance) (consume.Handler[Change], *sql.DB) {
+		s, db := newStoreOn(t, inst)
 		return s, db
 	},
 	Mutate: func(r *rand.Rand, s *consumetest.Shards, shard int) []consumetest.Mutation {

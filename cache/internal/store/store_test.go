@@ -17,6 +17,7 @@ import (
 	"github.com/shopledger/shopledger/internal/cdc/cdctest"
 	"github.com/shopledger/shopledger/internal/consume"
 	"github.com/shopledger/shopledger/internal/consume/consumetest"
+	"github.com/shopledger/shopledger/internal/localdb"
 	"github.com/shopledger/shopledger/internal/money"
 	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/schema"
@@ -24,8 +25,11 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newStore(t testing.TB) (*Store, *sql.DB) {
-	inst := stacktest.MariaDB(t)
+func newStore(t testing.TB) (*Store, *sql.DB) { return newStoreOn(t, stacktest.MariaDB(t)) }
+
+// newStoreOn returns a store over a fresh cache_db on inst, connected as
+// the cache service's own user.
+func newStoreOn(t testing.TB, inst *localdb.Instance) (*Store, *sql.DB) {
 	stacktest.Database(t, inst, "cache_db", schema.Cache)
 	db := stacktest.As(t, inst, "cache", "cache_db")
 	return New(db, quiet), db
@@ -53,8 +57,8 @@ var subject = consumetest.Subject[*Change]{
 		}
 		return fmt.Sprintf(`{"shop_id":%v}`, r["shop_id"])
 	},
-	New: func(t testing.TB) (consume.Handler[*Change], *sql.DB) {
-		s, db := newStore(t)
+	New: func(t testing.TB, inst *localdb.Instance) (consume.Handler[*Change], *sql.DB) {
+		s, db := newStoreOn(t, inst)
 		return s, db
 	},
 	Mutate: mutate,

@@ -17,7 +17,9 @@ import (
 	"github.com/shopledger/shopledger/internal/cdc"
 	"github.com/shopledger/shopledger/internal/cdc/cdctest"
 	"github.com/shopledger/shopledger/internal/consume"
+	"github.com/shopledger/shopledger/internal/localdb"
 	"github.com/shopledger/shopledger/internal/localstack"
+	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/internal/topics"
 )
 
@@ -30,8 +32,8 @@ type Subject[C any] struct {
 	Topic func(table string) string
 	PK    func(table string, r Row) string
 	Key   func(table string, r Row) string
-	// New returns the consumer over a fresh, migrated database.
-	New func(t testing.TB) (consume.Handler[C], *sql.DB)
+	// New returns the consumer over a fresh, migrated database on inst.
+	New func(t testing.TB, inst *localdb.Instance) (consume.Handler[C], *sql.DB)
 	// Mutate returns a random transaction on shard, consistent with its
 	// current rows.
 	Mutate func(r *rand.Rand, s *Shards, shard int) []Mutation
@@ -44,6 +46,11 @@ type Subject[C any] struct {
 func (s Subject[C]) pk(table string, r Row) string  { return s.PK(table, r) }
 func (s Subject[C]) key(table string, r Row) string { return s.Key(table, r) }
 func (s Subject[C]) topic(table string) string      { return s.Topic(table) }
+
+// fresh returns the consumer over a fresh database on a server of its own.
+func (s Subject[C]) fresh(t testing.TB) (consume.Handler[C], *sql.DB) {
+	return s.New(t, stacktest.MariaDB(t))
+}
 
 const partitions = 3
 
@@ -148,7 +155,7 @@ func shuffledAndRedelivered[C any](t *testing.T, s Subject[C]) {
 	r := rand.New(rand.NewPCG(1, 2))
 	sh, changes := s.start(r, 200)
 	changes = append(changes, s.history(r, sh, 1500)...)
-	h, db := s.New(t)
+	h, db := s.fresh(t)
 	streams := sh.streams(changes, partitions)
 	res := apply(t, db, h, deliver(r, streams, true))
 	if res.Applied != len(changes) || res.Superseded != 0 || res.Dead != 0 {
@@ -167,13 +174,13 @@ func shuffledAndRedelivered[C any](t *testing.T, s Subject[C]) {
 // snapshot on other partitions), and before all applied first, then after.
 func twoWays[C any](t *testing.T, s Subject[C], r *rand.Rand, sh *Shards, before, after []cdctest.Change, what string) {
 	t.Helper()
-	h, db := s.New(t)
+	h, db := s.fresh(t)
 	res := apply(t, db, h, deliver(r, sh.streams(append(append([]cdctest.Change(nil), before...), after...), partitions), true))
 	s.check(t, sh, db, what+", delivered interleaved")
 	if res.Superseded == 0 {
 		t.Logf("%s: no change of an old epoch arrived after the new snapshot: %+v", what, res)
 	}
-	h, db = s.New(t)
+	h, db = s.fresh(t)
 	apply(t, db, h, deliver(r, sh.streams(before, partitions), true))
 	apply(t, db, h, deliver(r, sh.streams(after, partitions), true))
 	s.check(t, sh, db, what+", delivered in two steps")
@@ -259,7 +266,7 @@ func groupOverBroker[C any](t *testing.T, s Subject[C]) {
 		total += len(msgs)
 		publish(t, b.Addrs(), st.Topic, st.Partition, msgs)
 	}
-	h, db := s.New(t)
+	h, db := s.fresh(t)
 	cfg := consume.Config{Brokers: b.Addrs(), Group: "conformance", Topics: names, BatchSize: 300, BatchWait: 20 * time.Millisecond,
 		SessionTimeout: 6 * time.Second, DeadLetterTopic: dlq, DeadLetters: topics.DefaultSettings}
 	refused := refusing[C]{Handler: h, refuse: map[string]bool{}}
@@ -395,7 +402,7 @@ func bounded[C any](t *testing.T, s Subject[C]) {
 	}
 	r := rand.New(rand.NewPCG(9, 10))
 	sh, first := s.start(r, 100)
-	h, db := s.New(t)
+	h, db := s.fresh(t)
 	apply(t, db, h, deliver(r, sh.streams(first, partitions), false))
 	var early int
 	for done := len(first); done < n; {
