@@ -63,13 +63,20 @@ fuzz:
 bench-pipeline:
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkPipeline -benchtime 1x -timeout 30m ./e2e
 
-## bench-consumers: balance and cache apply rates, events/s, from pre-filled topics
+## bench-consumers: balance and cache apply rates, events/s, from pre-filled topics, with their limit in the same
+## run (limit-rows/s: the same changes as raw upserts of the keys they touch) and the ratio
 bench-consumers:
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkConsume -benchtime 1x ./balance/internal/store/ ./cache/internal/store/
 
-## bench-lag: shard commit -> balance_db lag p50/p99 under 5,000 transactions/s
+## bench-lag: lag from a shard commit to the balance visible in balance_db (p50/p90/p99/max) under RATE account
+## transactions/s on two shards (default 20000) for DURATION (default 30s), committed TX_ROWS to a transaction
+## (default 25, at most 100); also the rate achieved (below RATE: the writers were saturated) and CPU per change of
+## every process on the path; SHOPLEDGER_BENCH_PROFILE=DIR also writes CPU profiles of the cdc-producers, balance
+## and the benchmark (embedded broker)
 bench-lag:
-	$(GO) test -count=1 -run '^$$' -bench BenchmarkBalanceLag -benchtime 1x -timeout 10m ./e2e
+	$(if $(RATE),SHOPLEDGER_LAG_RATE=$(RATE)) $(if $(DURATION),SHOPLEDGER_LAG_DURATION=$(DURATION)) \
+	  $(if $(TX_ROWS),SHOPLEDGER_LAG_TX_ROWS=$(TX_ROWS)) \
+	  $(GO) test -count=1 -run '^$$' -bench BenchmarkBalanceLag -benchtime 1x -timeout 60m ./e2e
 
 clean:
 	rm -rf $(BIN)
