@@ -66,25 +66,7 @@ const lagUsers = 1000
 //	make bench-lag RATE=20000 DURATION=30s
 //	SHOPLEDGER_BENCH_PROFILE=/tmp/prof make bench-lag; go tool pprof -top /tmp/prof/cdc-producer-0.cpu
 func BenchmarkBalanceLag(b *testing.B) {
-	rate, d, txRows := 20_000, 30*time.Second, 25
-	if v := os.Getenv("SHOPLEDGER_LAG_TX_ROWS"); v != "" {
-		var err error
-		if txRows, err = strconv.Atoi(v); err != nil || txRows < 1 || txRows > maxLagTxRows {
-			b.Fatalf("SHOPLEDGER_LAG_TX_ROWS=%q: want rows per transaction, 1 to %d", v, maxLagTxRows)
-		}
-	}
-	if v := os.Getenv("SHOPLEDGER_LAG_RATE"); v != "" {
-		var err error
-		if rate, err = strconv.Atoi(v); err != nil || rate < 1 {
-			b.Fatalf("SHOPLEDGER_LAG_RATE=%q: want changes per second, a positive integer", v)
-		}
-	}
-	if v := os.Getenv("SHOPLEDGER_LAG_DURATION"); v != "" {
-		var err error
-		if d, err = time.ParseDuration(v); err != nil || d <= 0 {
-			b.Fatalf("SHOPLEDGER_LAG_DURATION=%q: want a positive duration", v)
-		}
-	}
+	rate, d, txRows := lagLoad(b)
 	profDir := os.Getenv("SHOPLEDGER_BENCH_PROFILE")
 	profSeconds := 20
 	if v, err := strconv.Atoi(os.Getenv("SHOPLEDGER_BENCH_PROFILE_SECONDS")); err == nil && v > 0 {
@@ -117,11 +99,7 @@ func BenchmarkBalanceLag(b *testing.B) {
 		cpu0 := selfCPU(b)
 		var profiles sync.WaitGroup
 		if profDir != "" {
-			profiles.Add(1)
-			go func() {
-				defer profiles.Done()
-				profileSelf(b, filepath.Join(profDir, "bench.cpu"), time.Duration(profSeconds)*time.Second)
-			}()
+			profiles.Go(func() { profileSelf(b, filepath.Join(profDir, "bench.cpu"), time.Duration(profSeconds)*time.Second) })
 			for name, port := range s.lagProfiled() {
 				profiles.Go(func() {
 					fetchProfile(b, port, fmt.Sprintf("profile?seconds=%d", profSeconds), filepath.Join(profDir, name+".cpu"))
@@ -138,54 +116,85 @@ func BenchmarkBalanceLag(b *testing.B) {
 		wg.Wait()
 		cancel()
 		b.StopTimer()
-		rows := 0
-		for _, t := range txs {
-			rows += len(t) * txRows
-		}
 		checkOneRowsEvent(b, s, from)
-		pl.waitFor(b, txs, 2*time.Minute)
+		pl.waitFor(b, txs, 2*time.Minute+2*d)
 		pl.stop()
 		spent := s.usage().sub(use)
 		bench := selfCPU(b) - cpu0
-		h := hdrhistogram.New(1, 600_000_000, 3) // microseconds, up to 10 min
-		for shard, list := range txs {
-			for _, t := range list {
-				seen := pl.visible(shard, t)
-				if err := h.RecordValue(max(seen.Sub(t.committed).Microseconds(), 1)); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-		ms := func(us int64) float64 { return float64(us) / 1000 }
-		b.ReportMetric(float64(rows)/d.Seconds(), "rows/s")
-		b.ReportMetric(ms(h.ValueAtQuantile(50)), "p50-ms")
-		b.ReportMetric(ms(h.ValueAtQuantile(90)), "p90-ms")
-		b.ReportMetric(ms(h.ValueAtQuantile(99)), "p99-ms")
-		b.ReportMetric(ms(h.Max()), "max-ms")
-		per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(rows) }
-		for sh := range shards {
-			b.ReportMetric(per(spent.procs[fmt.Sprintf("cdc-producer-%d", sh)]), fmt.Sprintf("producer-ns/row/shard%d", sh))
-			b.ReportMetric(per(spent.shards[sh].ServerCPU), fmt.Sprintf("srv-ns/row/shard%d", sh))
-		}
-		b.ReportMetric(per(spent.procs["balance"]), "balance-ns/row")
-		b.ReportMetric(per(spent.control.ServerCPU), "control-srv-ns/row")
-		b.ReportMetric(per(bench), "bench-ns/row")
-		m := scrape(b, s.ep.BalancePort)
-		if n := m.sum("shopledger_consumer_delay_seconds_count", ""); n > 0 {
-			b.ReportMetric(1000*m.sum("shopledger_consumer_delay_seconds_sum", "")/n, "consumer-delay-ms")
-		}
-		if n := m.sum("shopledger_consumer_batch_duration_seconds_count", ""); n > 0 {
-			b.ReportMetric(1000*m.sum("shopledger_consumer_batch_duration_seconds_sum", "")/n, "batch-ms")
-			b.ReportMetric(m.sum("shopledger_consumer_changes_total", `result="applied"`)/n, "rows/batch")
-		}
-		b.Logf("asked %d rows/s for %s: %d transactions of %d rows committed (%.0f rows/s); lag p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
-			rate, d, rows/txRows, txRows, float64(rows)/d.Seconds(), ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(90)),
-			ms(h.ValueAtQuantile(99)), ms(h.Max()))
+		reportLag(b, s, pl, txs, rate, txRows, d, spent, bench)
 		if profDir != "" {
 			profiles.Wait()
 			b.Logf("profiles in %s", profDir)
 		}
 	}
+}
+
+// lagLoad reads the load of the lag benchmark from the environment: the
+// rate in changes per second, the duration, and the changes per
+// transaction.
+func lagLoad(b *testing.B) (rate int, d time.Duration, txRows int) {
+	rate, d, txRows = 20_000, 30*time.Second, 25
+	if v := os.Getenv("SHOPLEDGER_LAG_TX_ROWS"); v != "" {
+		var err error
+		if txRows, err = strconv.Atoi(v); err != nil || txRows < 1 || txRows > maxLagTxRows {
+			b.Fatalf("SHOPLEDGER_LAG_TX_ROWS=%q: want rows per transaction, 1 to %d", v, maxLagTxRows)
+		}
+	}
+	if v := os.Getenv("SHOPLEDGER_LAG_RATE"); v != "" {
+		var err error
+		if rate, err = strconv.Atoi(v); err != nil || rate < 1 {
+			b.Fatalf("SHOPLEDGER_LAG_RATE=%q: want changes per second, a positive integer", v)
+		}
+	}
+	if v := os.Getenv("SHOPLEDGER_LAG_DURATION"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d <= 0 {
+			b.Fatalf("SHOPLEDGER_LAG_DURATION=%q: want a positive duration", v)
+		}
+	}
+	return rate, d, txRows
+}
+
+// reportLag reports the lag of every transaction in txs as pl saw it, the
+// rate achieved, balance's own view of its batches and the CPU every
+// process on the path spent per change.
+func reportLag(b *testing.B, s *stack, pl *poller, txs [][]lagTx, rate, txRows int, d time.Duration, spent stackUsage, bench time.Duration) {
+	rows := 0
+	h := hdrhistogram.New(1, 600_000_000, 3) // microseconds, up to 10 min
+	for shard, list := range txs {
+		rows += len(list) * txRows
+		for _, t := range list {
+			seen := pl.visible(shard, t)
+			if err := h.RecordValue(max(seen.Sub(t.committed).Microseconds(), 1)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	b.ReportMetric(float64(rows)/d.Seconds(), "rows/s")
+	b.ReportMetric(ms(h.ValueAtQuantile(50)), "p50-ms")
+	b.ReportMetric(ms(h.ValueAtQuantile(90)), "p90-ms")
+	b.ReportMetric(ms(h.ValueAtQuantile(99)), "p99-ms")
+	b.ReportMetric(ms(h.Max()), "max-ms")
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(rows) }
+	for sh := range txs {
+		b.ReportMetric(per(spent.procs[fmt.Sprintf("cdc-producer-%d", sh)]), fmt.Sprintf("producer-ns/row/shard%d", sh))
+		b.ReportMetric(per(spent.shards[sh].ServerCPU), fmt.Sprintf("srv-ns/row/shard%d", sh))
+	}
+	b.ReportMetric(per(spent.procs["balance"]), "balance-ns/row")
+	b.ReportMetric(per(spent.control.ServerCPU), "control-srv-ns/row")
+	b.ReportMetric(per(bench), "bench-ns/row")
+	m := scrape(b, s.ep.BalancePort)
+	if n := m.sum("shopledger_consumer_delay_seconds_count", ""); n > 0 {
+		b.ReportMetric(1000*m.sum("shopledger_consumer_delay_seconds_sum", "")/n, "consumer-delay-ms")
+	}
+	if n := m.sum("shopledger_consumer_batch_duration_seconds_count", ""); n > 0 {
+		b.ReportMetric(1000*m.sum("shopledger_consumer_batch_duration_seconds_sum", "")/n, "batch-ms")
+		b.ReportMetric(m.sum("shopledger_consumer_changes_total", `result="applied"`)/n, "rows/batch")
+	}
+	b.Logf("asked %d rows/s for %s: %d transactions of %d rows committed (%.0f rows/s); lag p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
+		rate, d, rows/txRows, txRows, float64(rows)/d.Seconds(), ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(90)),
+		ms(h.ValueAtQuantile(99)), ms(h.Max()))
 }
 
 // lagTx is one transaction the benchmark committed on a shard.
