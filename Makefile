@@ -5,7 +5,7 @@ SHARDS  ?= 2
 BROKER  ?= kfake
 CMDS    := ./pipelineapi ./ingest ./shard-splitter ./shard-worker ./cdc-producer ./balance ./cache ./audit ./loadtest ./deploy/stack
 
-.PHONY: build tools run migrate audit load-test test test-short compat fuzz bench-pipeline bench-consumers bench-lag vet clean
+.PHONY: build tools run migrate audit load-test test test-short compat fuzz bench-pipeline bench-consumers bench-lag bench-peers vet clean
 
 build:
 	$(GO) build -o $(BIN)/ $(CMDS)
@@ -77,6 +77,18 @@ bench-lag:
 	$(if $(RATE),SHOPLEDGER_LAG_RATE=$(RATE)) $(if $(DURATION),SHOPLEDGER_LAG_DURATION=$(DURATION)) \
 	  $(if $(TX_ROWS),SHOPLEDGER_LAG_TX_ROWS=$(TX_ROWS)) \
 	  $(GO) test -count=1 -run '^$$' -bench BenchmarkBalanceLag -benchtime 1x -timeout 60m ./e2e
+
+## bench-peers: Debezium's own MariaDB connector (bench/debezium's runner, built once by Maven, jars
+## cached in ~/.m2) and the cdc-producer binary, one after the other, catch up on the same binlog into the
+## same Apache Kafka broker: one 1,000,000-row transaction, then 200,000 transactions of 1-10 rows.
+## Prints rows/s and CPU-s per million rows of each and their ratios (benchstat-friendly; COUNT=n runs
+## each n times). Long (tens of minutes), so not part of make test. DEBEZIUM_ARGS adds runner options
+## (e.g. "--producer batch.size=1048576" to try Debezium tuned); SHOPLEDGER_BENCH_PROFILE=DIR writes a
+## CPU profile of the cdc-producer's catch-up
+COUNT ?= 1
+bench-peers: tools
+	$(if $(DEBEZIUM_ARGS),SHOPLEDGER_BENCH_DEBEZIUM_ARGS="$(DEBEZIUM_ARGS)") \
+	  $(GO) test -count=$(COUNT) -run '^$$' -bench BenchmarkPeers -benchtime 1x -timeout 120m ./bench/debezium/
 
 clean:
 	rm -rf $(BIN)

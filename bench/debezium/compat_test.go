@@ -228,7 +228,7 @@ func mustExec(t *testing.T, db *sql.DB, q string) {
 }
 
 // waitFor polls cond for up to a minute.
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+func waitFor(t testing.TB, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -251,7 +251,7 @@ type record struct {
 
 // readTopic reads every message of topic's single partition; none if the
 // topic does not exist yet.
-func readTopic(t *testing.T, brokers []string, topic string) []record {
+func readTopic(t testing.TB, brokers []string, topic string) []record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
