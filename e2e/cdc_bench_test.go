@@ -9,8 +9,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,19 +29,46 @@ import (
 
 // BenchmarkCDC streams one transaction of 1,000,000 row inserts from a
 // shard's binlog to Kafka-acknowledged with the real cdc-producer binary
-// (timed from the commit to the checkpoint past it), and reads the same
-// binlog with go-mysql alone (decode only) for comparison. It reports both
-// rates, their ratio and the producer's peak RSS.
+// (timed from the commit to the checkpoint past it, which the producer
+// saves only once Kafka acknowledged every message before it), and reads
+// the same binlog with go-mysql alone (decode only, the producer's parse
+// options) for comparison. It reports both rates, their ratio, the
+// producer's peak RSS and the CPU time the producer, the broker (kfake, in
+// this process) and the MariaDB server spent on the transaction: on a
+// shared machine the rates vary with the other load, the CPU times much
+// less.
+//
+// With SHOPLEDGER_BENCH_PROFILE=dir the producer serves pprof and the
+// benchmark writes into dir its CPU profile from the commit on
+// (SHOPLEDGER_BENCH_PROFILE_SECONDS, default 10), a heap profile one
+// second into the transaction and its allocation profile after it, and a
+// CPU profile of this process (the embedded broker) over the transaction.
 //
 //	go test -run '^$' -bench BenchmarkCDC -benchtime 1x ./e2e
+//	SHOPLEDGER_BENCH_PROFILE=/tmp/prof go test -run '^$' -bench BenchmarkCDC -benchtime 1x ./e2e; go tool pprof -top /tmp/prof/cdc-producer.cpu
 func BenchmarkCDC(b *testing.B) {
 	const rows = 1_000_000
+	profDir := os.Getenv("SHOPLEDGER_BENCH_PROFILE")
+	profSeconds := 10
+	if v, err := strconv.Atoi(os.Getenv("SHOPLEDGER_BENCH_PROFILE_SECONDS")); err == nil && v > 0 {
+		profSeconds = v
+	}
+	var env []string
+	if profDir != "" {
+		if err := os.MkdirAll(profDir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		env = append(env, "SERVER_PPROF=true", fmt.Sprintf("SERVER_WRITE_TIMEOUT=%ds", profSeconds+60))
+	}
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		inst := stacktest.MariaDB(b)
 		db := stacktest.Database(b, inst, "shop", schema.Shard)
 		ctx := context.Background()
-		broker, err := localstack.StartBroker(ctx, 0, "", topics.DefaultSettings.CDC(topics.DefaultPrefix, topics.CDCTables)...)
+		// The broker keeps its log in files, as make run's does: without
+		// a data folder kfake keeps each segment in one growing slice,
+		// whose copying cost it three times the CPU on this volume.
+		broker, err := localstack.StartBroker(ctx, 0, b.TempDir(), topics.DefaultSettings.CDC(topics.DefaultPrefix, topics.CDCTables)...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -48,8 +77,8 @@ func BenchmarkCDC(b *testing.B) {
 		logs, _ := os.Create(filepath.Join(b.TempDir(), "producer.log"))
 		port := freePort(b)
 		p := &localstack.Process{Name: "cdc-producer-0", Bin: filepath.Join(binDir, "cdc-producer"), Args: []string{"--shard", "0"},
-			Env: []string{"DATABASE_ADDR=" + inst.Addr(), "KAFKA_BROKERS=" + strings.Join(broker.Addrs(), ","),
-				fmt.Sprintf("SERVER_PORT=%d", port), "LOGGING_LEVEL=info"}, Out: logs}
+			Env: append([]string{"DATABASE_ADDR=" + inst.Addr(), "KAFKA_BROKERS=" + strings.Join(broker.Addrs(), ","),
+				fmt.Sprintf("SERVER_PORT=%d", port), "LOGGING_LEVEL=info"}, env...), Out: logs}
 		if err := p.Start(); err != nil {
 			b.Fatal(err)
 		}
@@ -63,15 +92,41 @@ func BenchmarkCDC(b *testing.B) {
 			b.Fatal(err)
 		}
 		db.QueryRow("SELECT @@gtid_binlog_pos").Scan(&after)
+		cpu0 := cpuTimes(b, p, inst.PID())
 		b.StartTimer()
 		start := time.Now()
+		wctx, stopWatch := context.WithCancel(ctx)
+		reached := watchCheckpoint(b, wctx, broker.Addrs(), after)
+		var profiles sync.WaitGroup
+		var brokerProfile *os.File
+		if profDir != "" {
+			profiles.Go(func() {
+				fetchProfile(b, port, fmt.Sprintf("profile?seconds=%d", profSeconds), filepath.Join(profDir, "cdc-producer.cpu"))
+			})
+			if brokerProfile, err = os.Create(filepath.Join(profDir, "broker.cpu")); err != nil {
+				b.Fatal(err)
+			}
+			if err := pprof.StartCPUProfile(brokerProfile); err != nil {
+				b.Fatal(err)
+			}
+			profiles.Go(func() {
+				time.Sleep(time.Second)
+				fetchProfile(b, port, "heap", filepath.Join(profDir, "cdc-producer.heap"))
+			})
+		}
 		peak := 0
+		tick := time.NewTicker(20 * time.Millisecond)
+		var took time.Duration
+	wait:
 		for {
+			select {
+			case at := <-reached:
+				took = at.Sub(start)
+				break wait
+			case <-tick.C:
+			}
 			if kb := peakRSS(p); kb > peak {
 				peak = kb
-			}
-			if lastCheckpointGTID(b, broker.Addrs()) == after {
-				break
 			}
 			if time.Since(start) > 5*time.Minute {
 				syscall.Kill(p.Pid(), syscall.SIGQUIT)
@@ -79,12 +134,20 @@ func BenchmarkCDC(b *testing.B) {
 				log, _ := os.ReadFile(logs.Name())
 				b.Fatalf("the producer did not checkpoint the transaction within 5 minutes; its log:\n%s", log)
 			}
-			time.Sleep(50 * time.Millisecond)
 		}
-		took := time.Since(start)
 		b.StopTimer()
+		cpu := cpuTimes(b, p, inst.PID()).sub(cpu0)
+		tick.Stop()
+		stopWatch()
 		if kb := peakRSS(p); kb > peak {
 			peak = kb
+		}
+		if profDir != "" {
+			pprof.StopCPUProfile()
+			brokerProfile.Close()
+			profiles.Wait()
+			fetchProfile(b, port, "allocs", filepath.Join(profDir, "cdc-producer.allocs"))
+			b.Logf("profiles in %s", profDir)
 		}
 		p.Stop(10 * time.Second)
 		broker.Close()
@@ -95,18 +158,26 @@ func BenchmarkCDC(b *testing.B) {
 		b.ReportMetric(raw, "raw-decode-rows/s")
 		b.ReportMetric(rate/raw*100, "%-of-raw")
 		b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
-		b.Logf("1,000,000-row transaction: producer %.0f rows/s to Kafka-acknowledged (%s from commit to checkpoint), go-mysql decode alone %.0f rows/s (%.0f%%), producer peak RSS %d MiB",
-			rate, took.Round(time.Millisecond), raw, rate/raw*100, peak/1024)
+		b.ReportMetric(cpu.producer.Seconds(), "producer-CPU-s")
+		b.ReportMetric(cpu.bench.Seconds(), "broker-CPU-s")
+		b.ReportMetric(cpu.server.Seconds(), "server-CPU-s")
+		b.Logf("1,000,000-row transaction: producer %.0f rows/s to Kafka-acknowledged (%s from commit to checkpoint), go-mysql decode alone %.0f rows/s (%.0f%%), producer peak RSS %d MiB; CPU meanwhile: producer %s, broker (this process) %s, MariaDB %s",
+			rate, took.Round(time.Millisecond), raw, rate/raw*100, peak/1024, cpu.producer.Round(time.Millisecond),
+			cpu.bench.Round(time.Millisecond), cpu.server.Round(time.Millisecond))
 	}
 }
 
-// rawDecode reads the binlog from gtid until it has seen rows row images and
-// returns the rate.
+// rawDecode reads the binlog from gtid with go-mysql until it has seen rows
+// row images and returns the rate. Its syncer decodes as the producer's
+// does (capture's stream.go: the same parse and read-ahead settings), so
+// that it decodes exactly what the producer has go-mysql decode; it only
+// counts the rows.
 func rawDecode(b *testing.B, addr, gtid string, rows int) float64 {
 	host, port, _ := net.SplitHostPort(addr)
 	p, _ := strconv.Atoi(port)
 	s := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{ServerID: 999, Flavor: "mariadb", Host: host,
-		Port: uint16(p), User: "root", Logger: slog.New(slog.DiscardHandler)})
+		Port: uint16(p), User: "root", Logger: slog.New(slog.DiscardHandler),
+		TimestampStringLocation: time.UTC, RenderJSONAsMySQLText: true, EventCacheCount: 256})
 	defer s.Close()
 	set, _ := mysql.ParseMariadbGTIDSet(gtid)
 	start := time.Now()
@@ -127,6 +198,31 @@ func rawDecode(b *testing.B, addr, gtid string, rows int) float64 {
 	return float64(rows) / time.Since(start).Seconds()
 }
 
+// cdcCPU is the CPU time the producer, this process (the embedded broker,
+// mostly) and the MariaDB server had spent at one moment.
+type cdcCPU struct{ producer, bench, server time.Duration }
+
+func cpuTimes(b *testing.B, p *localstack.Process, server int) cdcCPU {
+	var c cdcCPU
+	var err error
+	if c.producer, err = stacktest.ProcessCPU(p.Pid()); err != nil {
+		b.Fatal(err)
+	}
+	if c.server, err = stacktest.ProcessCPU(server); err != nil {
+		b.Fatal(err)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	c.bench = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return c
+}
+
+func (c cdcCPU) sub(d cdcCPU) cdcCPU {
+	return cdcCPU{producer: c.producer - d.producer, bench: c.bench - d.bench, server: c.server - d.server}
+}
+
 // peakRSS reads the process's high-water resident set (VmHWM) in KiB.
 func peakRSS(p *localstack.Process) int {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.Pid()))
@@ -144,29 +240,34 @@ func peakRSS(p *localstack.Process) int {
 	return 0
 }
 
-// lastCheckpointGTID returns the GTID set of shard 0's latest checkpoint.
-func lastCheckpointGTID(b *testing.B, brokers []string) string {
+// watchCheckpoint follows shard 0's checkpoints from the start of the
+// topic and sends the time the first one at gtid arrived.
+func watchCheckpoint(b *testing.B, ctx context.Context, brokers []string, gtid string) <-chan time.Time {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("shop.cdc-checkpoints"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(10*time.Millisecond))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	var gtid string
-	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return gtid
+	reached := make(chan time.Time, 1)
+	go func() {
+		defer cl.Close()
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			now := time.Now()
+			found := false
+			fs.EachRecord(func(r *kgo.Record) {
+				var cp struct {
+					GTID string `json:"gtid"`
+				}
+				if string(r.Key) == "shard-0" && json.Unmarshal(r.Value, &cp) == nil && cp.GTID == gtid {
+					found = true
+				}
+			})
+			if found {
+				reached <- now
+				return
+			}
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			var cp struct {
-				GTID string `json:"gtid"`
-			}
-			if string(r.Key) == "shard-0" && json.Unmarshal(r.Value, &cp) == nil {
-				gtid = cp.GTID
-			}
-		})
-	}
+	}()
+	return reached
 }
