@@ -7,6 +7,7 @@ package capture
 // and allocates per value).
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,52 @@ type Encoder struct {
 	tombstones bool
 	metrics    *Metrics // nil counts nothing
 	buf        arena
+	// src and times are the last source block and envelope times
+	// written: the rows of one binlog event share them but for the row
+	// number, and writing them for each row was a third of the encoding.
+	src   sourceCache
+	times timesCache
+}
+
+// sourceCache is a source block written: for a source of key (but its
+// row number), the bytes before the row number and after it.
+type sourceCache struct {
+	key           sourceKey
+	before, after []byte
+}
+
+// sourceKey is what the source block holds of a table's Source but its
+// row number. It keeps copies of the strings, nothing loaded from a
+// Change: else the compiler would move each Change's transaction order to
+// the heap, an allocation per rows event.
+type sourceKey struct {
+	tsMs, epoch, thread   int64
+	table, snapshot, gtid string
+	file                  string
+	serverID, pos         uint32
+	hasThread             bool
+}
+
+// is reports whether k is the key of t's source s.
+func (k *sourceKey) is(t *Table, s *Source) bool {
+	return k.table == t.name && k.tsMs == s.TsMs && k.epoch == s.Epoch && k.snapshot == s.Snapshot && k.gtid == s.GTID &&
+		k.file == s.File && k.serverID == s.ServerID && k.pos == s.Pos && k.hasThread == (s.Thread != nil) &&
+		(s.Thread == nil || k.thread == *s.Thread)
+}
+
+func keyOf(t *Table, s *Source) sourceKey {
+	k := sourceKey{table: strings.Clone(t.name), tsMs: s.TsMs, epoch: s.Epoch, snapshot: strings.Clone(s.Snapshot),
+		gtid: strings.Clone(s.GTID), file: strings.Clone(s.File), serverID: s.ServerID, pos: s.Pos}
+	if s.Thread != nil {
+		k.thread, k.hasThread = *s.Thread, true
+	}
+	return k
+}
+
+// timesCache is the envelope's ts_ms, ts_us and ts_ns written for ns.
+type timesCache struct {
+	ns int64
+	b  []byte
 }
 
 // NewEncoder returns the encoder of cfg's capture of a server of flavor
@@ -122,7 +169,7 @@ func (e *Encoder) Append(msgs []kafka.Message, ch *Change, now time.Time) []kafk
 	v = append(v, `,"after":`...)
 	v = t.appendRow(v, ch.After)
 	v = append(v, `,"source":`...)
-	v = e.appendSource(v, t, &ch.Source)
+	v = e.appendCachedSource(v, t, &ch.Source)
 	v = append(v, `,"transaction":`...)
 	if tx := ch.Tx; tx != nil {
 		v = append(v, `{"id":`...)
@@ -138,7 +185,10 @@ func (e *Encoder) Append(msgs []kafka.Message, ch *Change, now time.Time) []kafk
 	v = append(v, `,"op":"`...)
 	v = append(v, ch.Op...)
 	v = append(v, '"')
-	v = appendTimes(v, now)
+	if ns := now.UnixNano(); ns != e.times.ns || e.times.b == nil {
+		e.times = timesCache{ns: ns, b: appendTimes(e.times.b[:0], now)}
+	}
+	v = append(v, e.times.b...)
 	v = append(v, '}')
 	if e.withSchema {
 		v = append(v, '}')
@@ -202,6 +252,25 @@ func (t *Table) appendRow(b []byte, values []any) []byte {
 		b = appendColumn(b, c, v)
 	}
 	return append(b, '}')
+}
+
+// appendCachedSource appends the source block as appendSource does, from
+// the cache when only the row number differs from the last one.
+func (e *Encoder) appendCachedSource(b []byte, t *Table, s *Source) []byte {
+	c := &e.src
+	if c.before == nil || !c.key.is(t, s) {
+		row := s.Row
+		s.Row = -1 // a mark to cut at: no row number is negative
+		full := e.appendSource(nil, t, s)
+		s.Row = row
+		i := bytes.Index(full, []byte(`,"row":-1,`)) + len(`,"row":`)
+		c.key = keyOf(t, s)
+		c.before = append(c.before[:0], full[:i]...)
+		c.after = append(c.after[:0], full[i+2:]...)
+	}
+	b = append(b, c.before...)
+	b = strconv.AppendInt(b, int64(s.Row), 10)
+	return append(b, c.after...)
 }
 
 // appendSource appends the source block: Debezium's fields in its order,
