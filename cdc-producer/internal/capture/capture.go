@@ -15,8 +15,11 @@
 // into, transaction.go the transaction metadata, heartbeat.go the
 // heartbeats, outbox.go the outbox router, trace.go a traced
 // transaction's span and traceparent header, publish.go the publisher
-// behind the reader, checkpoint.go the checkpoint store, metrics.go the
-// metrics and lag, errors.go the errors.
+// behind the reader, partition.go its batches of one topic partition and
+// their sender, batch.go the record batch format, barrier.go the
+// checkpoints behind the batches, compress.go the batch compressions,
+// checkpoint.go the checkpoint store, metrics.go the metrics and lag,
+// errors.go the errors.
 package capture
 
 import (
@@ -60,9 +63,12 @@ type Config struct {
 	Tables map[string]Key
 	// TopicPrefix names topics <prefix>.<table>; it is also source.name.
 	TopicPrefix string
-	// FlushRows bounds the messages buffered before a write to Kafka, and so
-	// the memory a large transaction needs.
+	// FlushRows bounds the messages the reader hands to the publisher at
+	// once (and the snapshot's), and so, with the publisher's queue, the
+	// memory a large transaction needs.
 	FlushRows int
+	// Compression compresses the record batches; empty means none.
+	Compression Compression
 	// Snapshot is the snapshot mode.
 	Snapshot SnapshotMode
 	// SnapshotLockTimeout bounds the global read lock a snapshot takes to
@@ -108,13 +114,18 @@ func (c Config) Topic(table string) string { return topicOf(c.TopicPrefix, table
 
 // Capture streams one shard.
 type Capture struct {
-	cfg     Config
-	enc     *Encoder // of the server connected to
-	schema  *Schema  // of the server connected to
-	out     *kafka.Writer
-	cps     *Checkpoints
-	log     *slog.Logger
-	metrics *Metrics
+	cfg    Config
+	enc    *Encoder      // of the server connected to
+	schema *Schema       // of the server connected to
+	out    *kafka.Writer // heartbeats
+	client *kafka.Client // the publisher's
+	codec  kafka.CompressionCodec
+	// codecErr is the error of an unknown compression, which Run returns.
+	codecErr error
+	chunks   chan []byte // the encoder's arena chunks, back from the publisher
+	cps      *Checkpoints
+	log      *slog.Logger
+	metrics  *Metrics
 	// streaming is true while binlog events are being read.
 	streaming atomic.Bool
 
@@ -125,7 +136,10 @@ type Capture struct {
 
 // New returns a capture publishing through brokers.
 func New(cfg Config, brokers []string, cps *Checkpoints, log *slog.Logger, m *Metrics) *Capture {
-	return &Capture{cfg: cfg, cps: cps, log: log, metrics: m, out: NewWriter(brokers, cfg.FlushRows)}
+	c := &Capture{cfg: cfg, cps: cps, log: log, metrics: m, out: NewWriter(brokers, cfg.FlushRows),
+		client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: produceTimeout}, chunks: make(chan []byte, arenaChunks)}
+	c.codec, c.codecErr = cfg.Compression.codec()
+	return c
 }
 
 // NewWriter returns the writer a capture publishes with: each message to
@@ -163,6 +177,9 @@ func Inspect(ctx context.Context, db *sql.DB, cfg Config) (ServerInfo, error) {
 // most the messages after it are sent twice, with the same source position.
 func (c *Capture) Run(ctx context.Context) error {
 	defer c.out.Close()
+	if c.codecErr != nil {
+		return c.codecErr
+	}
 	wait := retry.New(500*time.Millisecond, 10*time.Second)
 	for ctx.Err() == nil {
 		started := time.Now()
@@ -234,6 +251,7 @@ func (c *Capture) runOnce(ctx context.Context) error {
 		return err
 	}
 	c.enc, c.schema = NewEncoder(c.cfg, srv.flavor, c.metrics), NewSchema(db, c.cfg.Database, srv.flavor)
+	c.enc.buf.recycle(c.chunks)
 	cp, ok, err := c.cps.Load(ctx, c.cfg.Shard)
 	if err != nil {
 		return err
@@ -313,6 +331,10 @@ func (c *Capture) checkpointed(cp Checkpoint) {
 	c.spans.acknowledged(cp)
 }
 
+// arenaChunks bounds the arena chunks kept for reuse: about what the
+// messages queued for the publisher fill.
+const arenaChunks = 64
+
 // drainTimeout bounds how long a stopping capture waits for Kafka to take
 // what the publisher has queued.
 const drainTimeout = 5 * time.Second
@@ -321,7 +343,7 @@ const drainTimeout = 5 * time.Second
 // drainTimeout after ctx ends; stop closes it, draining the queue.
 func (c *Capture) startPublisher(ctx context.Context, fail context.CancelCauseFunc) (*publisher, func()) {
 	pctx, pcancel := context.WithCancel(context.WithoutCancel(ctx))
-	pub := newPublisher(pctx, c.out, c.cps, c.checkpointed, c.log, fail)
+	pub := newPublisher(pctx, c.client, c.codec, c.cps, c.chunks, c.checkpointed, c.log, fail)
 	return pub, func() {
 		done := make(chan struct{})
 		go func() { pub.close(); close(done) }()

@@ -350,11 +350,11 @@ func (t *txn) flush(ctx context.Context) error {
 	if len(t.pending) == 0 {
 		return nil
 	}
-	if err := t.pub.send(ctx, item{msgs: t.pending}); err != nil {
+	if err := t.pub.send(ctx, item{msgs: t.pending, chunks: t.c.enc.buf.take()}); err != nil {
 		return err
 	}
 	t.c.log.Debug("queued", "messages", len(t.pending))
-	t.pending = make([]kafka.Message, 0, t.c.cfg.FlushRows)
+	t.pending = t.pub.slice(t.c.cfg.FlushRows)
 	return nil
 }
 

@@ -1,0 +1,273 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/shopledger/shopledger/internal/topics"
+)
+
+// pubEnv is a broker with a checkpoint topic and topics a and b (3
+// partitions each), and the checkpoints a publisher saved.
+type pubEnv struct {
+	t       *testing.T
+	cluster *kfake.Cluster
+	brokers []string
+	cps     *Checkpoints
+
+	mu    sync.Mutex
+	saved []Checkpoint
+	fails []error
+}
+
+func newPubEnv(t *testing.T) *pubEnv {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	e := &pubEnv{t: t, cluster: cluster, brokers: cluster.ListenAddrs()}
+	if err := topics.Ensure(context.Background(), e.brokers, topics.DefaultSettings.Compacted("cps"),
+		topics.Spec{Name: "a", Partitions: 3}, topics.Spec{Name: "b", Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	e.cps = NewCheckpoints(e.brokers, "cps")
+	t.Cleanup(func() { e.cps.Close() })
+	return e
+}
+
+// start starts a publisher compressing with c.
+func (e *pubEnv) start(c Compression) *publisher {
+	codec, err := c.codec()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: produceTimeout}
+	return newPublisher(context.Background(), client, codec, e.cps, nil, func(cp Checkpoint) {
+		e.mu.Lock()
+		e.saved = append(e.saved, cp)
+		e.mu.Unlock()
+	}, testLogger(e.t), func(err error) {
+		e.mu.Lock()
+		e.fails = append(e.fails, err)
+		e.mu.Unlock()
+	})
+}
+
+// sample is messages of every shape the capture writes: keyed JSON,
+// tombstones, headers, an empty value, set times.
+func sample(topic string, n int) []kafka.Message {
+	var msgs []kafka.Message
+	for i := range n {
+		m := kafka.Message{Topic: topic, Key: fmt.Appendf(nil, `{"id":%d}`, i%97), Value: fmt.Appendf(nil, `{"after":{"id":%d,"name":"g-%d"}}`, i, i)}
+		switch i % 10 {
+		case 3:
+			m.Value = nil // a tombstone
+		case 5:
+			m.Headers = []kafka.Header{{Key: HeaderTraceParent, Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}, {Key: "empty"}}
+		case 7:
+			m.Value = []byte{}
+		case 9:
+			m.Time = time.UnixMilli(1_600_000_000_000 + int64(i))
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+// record is what a consumer sees of a message.
+type record struct {
+	key, value string
+	null       bool
+	headers    string
+	ts         int64 // 0 unless the message set its time
+}
+
+// read returns each partition's records of topic, n in all.
+func (e *pubEnv) read(topic string, n int) map[int32][]record {
+	e.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cl.Close()
+	out := map[int32][]record{}
+	got := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for got < n && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			rec := record{key: string(r.Key), value: string(r.Value), null: r.Value == nil}
+			for _, h := range r.Headers {
+				rec.headers += h.Key + "=" + string(h.Value) + ";"
+			}
+			if ms := r.Timestamp.UnixMilli(); ms >= 1_600_000_000_000 && ms < 1_700_000_000_000 { // a time the message set
+				rec.ts = ms
+			}
+			out[r.Partition] = append(out[r.Partition], rec)
+			got++
+		})
+	}
+	if got != n {
+		e.t.Fatalf("topic %s holds %d records, want %d", topic, got, n)
+	}
+	return out
+}
+
+func (e *pubEnv) savedCheckpoints() []Checkpoint {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.saved)
+}
+
+// The publisher puts each message where kafka-go's Writer with the
+// capture's settings (NewWriter, which replay publishes with) puts it, in
+// the same order and with the same key, value, headers and time, in every
+// compression.
+func TestPublisherWritesAsTheWriter(t *testing.T) {
+	for _, c := range Compressions {
+		t.Run(string(c), func(t *testing.T) {
+			e := newPubEnv(t)
+			const n = 5000
+			w := NewWriter(e.brokers, 1000)
+			defer w.Close()
+			if err := w.WriteMessages(context.Background(), sample("a", n)...); err != nil {
+				t.Fatal(err)
+			}
+			p := e.start(c)
+			msgs := sample("b", n)
+			for len(msgs) > 0 { // items of uneven sizes, a checkpoint now and then
+				k := min(len(msgs), 1+len(msgs)%1733)
+				if err := p.send(context.Background(), item{msgs: slices.Clone(msgs[:k])}); err != nil {
+					t.Fatal(err)
+				}
+				msgs = msgs[k:]
+				if err := p.send(context.Background(), item{cp: &Checkpoint{Shard: 1, Pos: uint32(n - len(msgs))}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p.close(); err != nil {
+				t.Fatal(err)
+			}
+			want, got := e.read("a", n), e.read("b", n)
+			for part := range int32(3) {
+				if !slices.Equal(got[part], want[part]) {
+					t.Errorf("partition %d: the publisher wrote %d records, the Writer %d, or they differ", part, len(got[part]), len(want[part]))
+				}
+			}
+			saved := e.savedCheckpoints()
+			if len(saved) == 0 || saved[len(saved)-1].Pos != n {
+				t.Errorf("last checkpoint saved = %v, want the last one queued (pos %d)", saved, n)
+			}
+			for i := 1; i < len(saved); i++ {
+				if saved[i].Pos <= saved[i-1].Pos {
+					t.Errorf("checkpoints saved out of order: %v", saved)
+				}
+			}
+		})
+	}
+}
+
+// failProduce makes the broker answer produce requests to topic's
+// partition with code, times times (forever if negative).
+func (e *pubEnv) failProduce(topic string, partition int32, code int16, times int) {
+	var mu sync.Mutex
+	e.cluster.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		req := kreq.(*kmsg.ProduceRequest)
+		if len(req.Topics) != 1 || req.Topics[0].Topic != topic || len(req.Topics[0].Partitions) != 1 ||
+			req.Topics[0].Partitions[0].Partition != partition {
+			return nil, nil, false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if times == 0 {
+			return nil, nil, false
+		}
+		times--
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceResponseTopicPartition()
+		rp.Partition, rp.ErrorCode = partition, code
+		rt.Partitions = append(rt.Partitions, rp)
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+}
+
+// A partition Kafka refuses holds every later checkpoint back, whatever
+// the other partitions acknowledged: the publisher fails without saving
+// one, and says why.
+func TestCheckpointWaitsForEveryPartition(t *testing.T) {
+	e := newPubEnv(t)
+	e.failProduce("b", 1, kerr.InvalidRecord.Code, -1)
+	p := e.start(CompressionLZ4)
+	err := p.send(context.Background(), item{msgs: sample("b", 300)})
+	if err == nil {
+		err = p.send(context.Background(), item{cp: &Checkpoint{Shard: 1, Pos: 300}})
+	}
+	if err == nil {
+		err = p.close()
+	}
+	if !errors.Is(err, kafka.InvalidRecord) {
+		t.Errorf("publisher's error = %v, want Kafka's InvalidRecord", err)
+	}
+	if saved := e.savedCheckpoints(); len(saved) != 0 {
+		t.Errorf("checkpoints saved = %v, want none", saved)
+	}
+	if _, ok, err := e.cps.Load(context.Background(), 1); ok || err != nil {
+		t.Errorf("Load = %v, %v, want no checkpoint", ok, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.fails) != 1 {
+		t.Errorf("fail called with %v, want the error once", e.fails)
+	}
+}
+
+// What Kafka calls temporary is retried: every message arrives once, and
+// then the checkpoint is saved.
+func TestPublisherRetriesTemporaryErrors(t *testing.T) {
+	e := newPubEnv(t)
+	e.failProduce("b", 2, kerr.NotLeaderForPartition.Code, 2)
+	p := e.start(CompressionNone)
+	msgs := sample("b", 300)
+	if err := p.send(context.Background(), item{msgs: msgs}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.send(context.Background(), item{cp: &Checkpoint{Shard: 1, Pos: 300}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.close(); err != nil {
+		t.Fatal(err)
+	}
+	got := e.read("b", len(msgs))
+	seen := map[string]int{}
+	for _, recs := range got {
+		for _, r := range recs {
+			seen[r.key+r.value+strconv.FormatBool(r.null)]++
+		}
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("record %s arrived %d times", k, n)
+		}
+	}
+	if saved := e.savedCheckpoints(); len(saved) != 1 || saved[0].Pos != 300 {
+		t.Errorf("checkpoints saved = %v, want pos 300", saved)
+	}
+}
