@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -69,6 +70,9 @@ type Config struct {
 		Brokers         []string `mapstructure:"brokers"`
 		TopicPrefix     string   `mapstructure:"topic_prefix"`
 		CheckpointTopic string   `mapstructure:"checkpoint_topic"`
+		// Compression compresses the change events' record batches, as
+		// Kafka producers' compression.type: none, gzip, snappy, lz4 or zstd.
+		Compression string `mapstructure:"compression"`
 		// Topics are the partitions, replication and retention of the
 		// topics this producer creates.
 		Topics topics.Settings `mapstructure:",squash"`
@@ -99,6 +103,7 @@ func defaults() *Config {
 	c.Kafka.TopicPrefix = topics.DefaultPrefix
 	c.Kafka.Topics = topics.DefaultSettings
 	c.Kafka.CheckpointTopic = topics.Checkpoints(topics.DefaultPrefix)
+	c.Kafka.Compression = string(capture.CompressionLZ4)
 	c.Server = httpapi.ServerConfig{Host: "127.0.0.1", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	return c
 }
@@ -122,6 +127,8 @@ func (c *Config) Validate() error {
 	ch.Check(c.Kafka.TopicPrefix != "", "kafka.topic_prefix", "must be set")
 	c.Kafka.Topics.Check(&ch, "kafka")
 	ch.Check(c.Kafka.CheckpointTopic != "", "kafka.checkpoint_topic", "must be set")
+	ch.Check(slices.Contains(capture.Compressions, capture.Compression(c.Kafka.Compression)), "kafka.compression",
+		"must be one of %v, got %q", capture.Compressions, c.Kafka.Compression)
 	ch.Check(c.Server.Port >= -1 && c.Server.Port < 65536, "server.port", "must be -1 (no server), 0 (8100 + shard) or a port, got %d", c.Server.Port)
 	for t := range c.Capture.Keys {
 		ch.Check(contains(c.Capture.Tables, t), "capture.keys", "names table %q, which is not in capture.tables", t)
@@ -189,8 +196,9 @@ func (c *Config) outbox() capture.Outbox {
 func (c *Config) capture() capture.Config {
 	return capture.Config{Shard: c.Shard, Addr: c.Database.Addr, User: c.Database.User, Password: c.Database.Password,
 		Database: c.Database.Database, Flavor: c.Capture.Flavor, ServerID: c.Capture.ServerID, Tables: c.tables(),
-		TopicPrefix: c.Kafka.TopicPrefix, FlushRows: c.Capture.FlushRows, Snapshot: capture.SnapshotMode(c.Capture.SnapshotMode),
-		SnapshotLockTimeout: c.Capture.SnapshotLockTimeout, Outbox: c.outbox(), ValueFormat: capture.Format(c.Capture.Format),
+		TopicPrefix: c.Kafka.TopicPrefix, FlushRows: c.Capture.FlushRows, Compression: capture.Compression(c.Kafka.Compression),
+		Snapshot: capture.SnapshotMode(c.Capture.SnapshotMode), SnapshotLockTimeout: c.Capture.SnapshotLockTimeout,
+		Outbox: c.outbox(), ValueFormat: capture.Format(c.Capture.Format),
 		KeyFormat: c.keyFormat(), Tombstones: c.Capture.Tombstones, TransactionMetadata: c.Capture.TransactionMetadata,
 		HeartbeatInterval: c.Heartbeat.Interval, Name: fmt.Sprintf("cdc-producer-%d", c.Shard)}
 }
