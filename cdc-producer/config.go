@@ -90,7 +90,7 @@ func defaults() *Config {
 	c.Database = sqldb.Config{User: "cdc", Database: "shop"}
 	c.Capture.SnapshotMode = string(capture.SnapshotInitial)
 	c.Capture.SnapshotLockTimeout = 10 * time.Second
-	c.Capture.FlushRows = 5000
+	c.Capture.FlushRows = 2000
 	c.Capture.Tables = append([]string(nil), topics.CDCTables...)
 	c.Capture.Outbox.Table = "outbox"
 	c.Capture.Outbox.AggregateTypes = append([]string(nil), topics.OutboxAggregates...)

@@ -177,7 +177,7 @@ func rawDecode(b *testing.B, addr, gtid string, rows int) float64 {
 	p, _ := strconv.Atoi(port)
 	s := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{ServerID: 999, Flavor: "mariadb", Host: host,
 		Port: uint16(p), User: "root", Logger: slog.New(slog.DiscardHandler),
-		TimestampStringLocation: time.UTC, RenderJSONAsMySQLText: true, EventCacheCount: 256})
+		TimestampStringLocation: time.UTC, RenderJSONAsMySQLText: true, EventCacheCount: 64})
 	defer s.Close()
 	set, _ := mysql.ParseMariadbGTIDSet(gtid)
 	start := time.Now()

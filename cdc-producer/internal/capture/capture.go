@@ -333,7 +333,7 @@ func (c *Capture) checkpointed(cp Checkpoint) {
 
 // arenaChunks bounds the arena chunks kept for reuse: about what the
 // messages queued for the publisher fill.
-const arenaChunks = 64
+const arenaChunks = 32
 
 // drainTimeout bounds how long a stopping capture waits for Kafka to take
 // what the publisher has queued.
