@@ -75,6 +75,20 @@ type Table struct {
 	// whether the next table map of the same id is the same; nil for the
 	// snapshot's.
 	mapped []byte
+	// fields are the columns' names as JSON object keys, `"name":`,
+	// written once rather than escaped again for every row.
+	fields [][]byte
+}
+
+// field returns column i's name as a JSON object key with its colon.
+func (t *Table) field(i int) []byte {
+	if t.fields == nil {
+		t.fields = make([][]byte, len(t.cols))
+		for j := range t.cols {
+			t.fields[j] = append(appendString(nil, t.cols[j].name), ':')
+		}
+	}
+	return t.fields[i]
 }
 
 // appendFingerprint appends what a table map says of its columns.

@@ -243,8 +243,7 @@ func (t *Table) appendRow(b []byte, values []any) []byte {
 			b = append(b, ',')
 		}
 		c := &t.cols[i]
-		b = appendString(b, c.name)
-		b = append(b, ':')
+		b = append(b, t.field(i)...)
 		var v any
 		if i < len(values) {
 			v = values[i]
@@ -338,8 +337,7 @@ func (e *Encoder) key(t *Table, row []any) []byte {
 		if n > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, t.cols[i].name)
-		b = append(b, ':')
+		b = append(b, t.field(i)...)
 		var v any
 		if i < len(row) {
 			v = row[i]

@@ -64,16 +64,25 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// plain marks the bytes a JSON string holds as they are: printable ASCII
+// but the quote, the backslash and what encoding/json escapes for HTML.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendStringBody appends s escaped as in a JSON string, without quotes.
 func appendStringBody(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if plain[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
