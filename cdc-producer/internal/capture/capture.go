@@ -16,10 +16,9 @@
 // heartbeats, outbox.go the outbox router, trace.go a traced
 // transaction's span and traceparent header, publish.go the publisher
 // behind the reader, partition.go its batches of one topic partition and
-// their sender, batch.go the record batch format, barrier.go the
-// checkpoints behind the batches, compress.go the batch compressions,
-// checkpoint.go the checkpoint store, metrics.go the metrics and lag,
-// errors.go the errors.
+// their sender, batch.go the record batch format, compress.go the batch
+// compressions, checkpoint.go the checkpoint store, metrics.go the
+// metrics and lag, errors.go the errors.
 package capture
 
 import (

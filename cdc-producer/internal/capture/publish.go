@@ -4,20 +4,21 @@ package capture
 // while Kafka acknowledges. It takes items in order, batches of messages
 // and checkpoints; it lays each message into the record batch of its
 // topic partition (batch.go), chosen as kafka-go's Writer with the
-// Murmur2Balancer chooses it (Kafka's own clients' partitioner), and sends
-// each partition's batches one at a time, in order, acknowledged by every
-// in-sync replica. A checkpoint is saved only once every batch holding an
-// earlier message was acknowledged: since a partition's batches go one
-// after the other and stop at the first failure, that is once the last
-// batch of each partition written to before it was. Consecutive
-// checkpoints acknowledged together collapse into the last one. The first
-// error stops it; the reader then starts over from the last saved
-// checkpoint.
+// Murmur2Balancer chooses it (Kafka's own clients' partitioner), and each
+// partition's sender sends its batches one at a time, in order,
+// acknowledged by every in-sync replica (partition.go). Within a
+// transaction batches fill while their partition has one in flight; a
+// partition with nothing in flight sends as soon as the reader has
+// nothing more queued.
 //
-// Batching adapts to the load: a partition's open batch is sent as soon as
-// its partition has nothing in flight and the reader has nothing more
-// queued, or a checkpoint waits for it, or it is full; what comes while a
-// batch is in flight goes into the next.
+// At a checkpoint it sends what is open and waits until the last batch of
+// each partition written to since the last checkpoint is acknowledged
+// (which vouches for the earlier ones: a sender stops at its first
+// failure), then saves the checkpoint; checkpoints queued right after it,
+// with no message between, supersede it. Only then does it take the next
+// transaction's messages: a crash repeats at most the one transaction
+// whose checkpoint was not saved. The first error stops it; the reader
+// then starts over from the last saved checkpoint.
 
 import (
 	"context"
@@ -62,23 +63,22 @@ const (
 const metadataAge = 5 * time.Second
 
 type publisher struct {
-	client   *kafka.Client
-	codec    kafka.CompressionCodec // nil: none
-	cps      *Checkpoints
-	saved    func(Checkpoint)
-	log      *slog.Logger
-	parent   context.Context
-	ctx      context.Context
-	cancel   context.CancelFunc
-	fail     func(error)
-	items    chan item
-	free     chan []kafka.Message // message slices handed back to the reader
-	chunks   chan []byte          // arena chunks handed back to the encoder
-	slots    chan struct{}        // a token per batch open or in flight
-	bufs     batchBufs
-	barriers chan barrier
-	senders  sync.WaitGroup
-	stopped  chan struct{} // closed once every goroutine returned
+	client  *kafka.Client
+	codec   kafka.CompressionCodec // nil: none
+	cps     *Checkpoints
+	saved   func(Checkpoint)
+	log     *slog.Logger
+	parent  context.Context
+	ctx     context.Context
+	cancel  context.CancelFunc
+	fail    func(error)
+	items   chan item
+	free    chan []kafka.Message // message slices handed back to the reader
+	chunks  chan []byte          // arena chunks handed back to the encoder
+	slots   chan struct{}        // a token per batch open or in flight
+	bufs    batchBufs
+	senders sync.WaitGroup
+	stopped chan struct{} // closed once every goroutine returned
 
 	errOnce   sync.Once
 	err       error
@@ -86,6 +86,7 @@ type publisher struct {
 	closeOnce sync.Once
 
 	// The run goroutine's.
+	look     *item // taken from the queue, not yet handled
 	balancer kafka.Murmur2Balancer
 	topics   map[string]*topicParts
 	all      []*partition
@@ -106,22 +107,13 @@ func newPublisher(ctx context.Context, client *kafka.Client, codec kafka.Compres
 	saved func(Checkpoint), log *slog.Logger, fail func(error)) *publisher {
 	p := &publisher{client: client, codec: codec, cps: cps, chunks: chunks, saved: saved, log: log, parent: ctx, fail: fail,
 		items: make(chan item, queueDepth), free: make(chan []kafka.Message, queueDepth+2),
-		slots: make(chan struct{}, maxBatches), bufs: make(batchBufs, maxBatches), barriers: make(chan barrier, 1024),
-		stopped: make(chan struct{}), failed: make(chan struct{}), topics: map[string]*topicParts{}}
+		slots: make(chan struct{}, maxBatches), bufs: make(batchBufs, maxBatches), stopped: make(chan struct{}),
+		failed: make(chan struct{}), topics: map[string]*topicParts{}}
 	p.ctx, p.cancel = context.WithCancel(ctx)
-	var g sync.WaitGroup
-	g.Go(func() {
+	go func() {
 		if err := p.run(); err != nil {
 			p.setErr(err)
 		}
-	})
-	g.Go(func() {
-		if err := p.save(); err != nil {
-			p.setErr(err)
-		}
-	})
-	go func() {
-		g.Wait()
 		p.senders.Wait()
 		p.cancel()
 		close(p.stopped)
@@ -172,21 +164,14 @@ func (p *publisher) close() error {
 	return p.err
 }
 
-// run lays the queued messages into batches and the checkpoints into
-// barriers, until the queue is closed.
+// run lays the queued messages into batches and saves the checkpoints,
+// until the queue is closed.
 func (p *publisher) run() error {
-	defer close(p.barriers)
 	defer p.kick(true) // on close: whatever is open goes out
 	for {
-		var it item
-		var ok bool
-		select {
-		case it, ok = <-p.items:
-		case <-p.ctx.Done():
-			return nil
-		}
+		it, ok := p.next(true)
 		if !ok {
-			return nil
+			return p.ctx.Err()
 		}
 		if err := p.take(it); err != nil {
 			return err
@@ -194,6 +179,31 @@ func (p *publisher) run() error {
 		if len(p.items) == 0 {
 			p.kick(false) // the reader has nothing more: what is open goes out where nothing is in flight
 		}
+	}
+}
+
+// next returns the next item: the one looked at last, else one from the
+// queue, waiting for it only if block; false once the queue is closed
+// (or empty, unless block) or the publisher stopped.
+func (p *publisher) next(block bool) (item, bool) {
+	if p.look != nil {
+		it := *p.look
+		p.look = nil
+		return it, true
+	}
+	if !block {
+		select {
+		case it, ok := <-p.items:
+			return it, ok
+		default:
+			return item{}, false
+		}
+	}
+	select {
+	case it, ok := <-p.items:
+		return it, ok
+	case <-p.ctx.Done():
+		return item{}, false
 	}
 }
 
@@ -278,10 +288,7 @@ func (p *publisher) acquire() error {
 	case p.slots <- struct{}{}:
 		return nil
 	case <-p.ctx.Done():
-		if p.err != nil {
-			return p.err
-		}
-		return p.ctx.Err()
+		return p.stopErr()
 	}
 }
 
@@ -319,4 +326,59 @@ func (p *publisher) topic(topic string, now time.Time) (*topicParts, error) {
 	}
 	tp.checked = now
 	return tp, nil
+}
+
+// checkpoint sends the open batches, waits until the last batch of each
+// partition written to since the last checkpoint is acknowledged, and
+// saves cp, or the last of the checkpoints queued right after it.
+func (p *publisher) checkpoint(cp Checkpoint) error {
+	after := make([]*recordBatch, 0, len(p.dirty))
+	for _, part := range p.dirty {
+		part.mu.Lock()
+		if part.last != nil {
+			after = append(after, part.last)
+		}
+		part.mu.Unlock()
+		part.dirty = false
+	}
+	p.dirty = p.dirty[:0]
+	p.kick(true)
+	for _, b := range after {
+		select {
+		case <-b.done:
+		case <-p.ctx.Done():
+			return p.stopErr()
+		}
+		if b.err != nil {
+			return b.err
+		}
+	}
+	// Checkpoints queued meanwhile with no message between supersede it.
+	for {
+		nx, ok := p.next(false)
+		if !ok {
+			break
+		}
+		if nx.cp == nil {
+			p.look = &nx
+			break
+		}
+		cp = *nx.cp
+	}
+	if err := p.cps.Save(p.ctx, cp); err != nil {
+		return err
+	}
+	p.saved(cp)
+	return nil
+}
+
+// stopErr is the error a publisher stopped by its context returns: its
+// first error, else the context's.
+func (p *publisher) stopErr() error {
+	select {
+	case <-p.failed:
+		return p.err
+	default:
+		return p.ctx.Err()
+	}
 }

@@ -271,3 +271,44 @@ func TestPublisherRetriesTemporaryErrors(t *testing.T) {
 		t.Errorf("checkpoints saved = %v, want pos 300", saved)
 	}
 }
+
+// A transaction's messages go out only once the checkpoint before them is
+// saved, so that a crash repeats at most one transaction: with the
+// checkpoint topic refusing writes, nothing of the next transaction
+// reaches Kafka.
+func TestOneTransactionInFlight(t *testing.T) {
+	e := newPubEnv(t)
+	e.failProduce("cps", 0, kerr.InvalidRecord.Code, -1)
+	p := e.start(CompressionLZ4)
+	for _, it := range []item{{msgs: sample("b", 100)}, {cp: &Checkpoint{Shard: 1, Pos: 100}}, {msgs: sample("a", 100)},
+		{cp: &Checkpoint{Shard: 1, Pos: 200}}} {
+		if err := p.send(context.Background(), it); err != nil {
+			break
+		}
+	}
+	var we kafka.WriteErrors
+	if err := p.close(); !errors.As(err, &we) || len(we) != 1 || !errors.Is(we[0], kafka.InvalidRecord) {
+		t.Errorf("publisher's error = %v, want the checkpoint write's InvalidRecord", err)
+	}
+	e.read("b", 100) // the first transaction is out
+	if n := e.count("a", 2*time.Second); n != 0 {
+		t.Errorf("the next transaction has %d messages in Kafka, want none before the checkpoint is saved", n)
+	}
+}
+
+// count returns the records topic holds after reading it for d.
+func (e *pubEnv) count(topic string, d time.Duration) int {
+	e.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	n := 0
+	for ctx.Err() == nil {
+		n += cl.PollFetches(ctx).NumRecords()
+	}
+	return n
+}
