@@ -43,6 +43,7 @@ type recordBatch struct {
 	buf            []byte // the record set: size, header, records
 	n              int    // records
 	first, maxTime int64  // timestamps, ms
+	zipped         bool   // buf holds the compressed records (from zbufs)
 	done           chan struct{}
 	err            error // set before done is closed
 }
@@ -50,7 +51,8 @@ type recordBatch struct {
 // batchBufs recycles the batches' buffers once Kafka acknowledged them:
 // as many as batches may be open or in flight at once, kept across
 // garbage collections (a sync.Pool drops them at each, and a million rows
-// had them grown again hundreds of times).
+// had them grown again hundreds of times). The records' buffers and the
+// compressed ones have a pool each, so that each keeps its size.
 type batchBufs chan []byte
 
 // get returns an empty buffer.
@@ -117,16 +119,17 @@ func (b *recordBatch) add(m *kafka.Message, ts int64) {
 }
 
 // seal fills in the header: after it the batch is only read. codec
-// compresses the records (nil: none) into a buffer from bufs.
-func (b *recordBatch) seal(codec kafka.CompressionCodec, bufs batchBufs) {
+// compresses the records (nil: none) into a buffer from zbufs, and the
+// records' buffer goes back to bufs.
+func (b *recordBatch) seal(codec kafka.CompressionCodec, bufs, zbufs batchBufs) {
 	var attributes int16
 	if codec != nil {
-		z := bytes.NewBuffer(append(bufs.get(), b.buf[:headerSize]...))
+		z := bytes.NewBuffer(append(zbufs.get(), b.buf[:headerSize]...))
 		w := codec.NewWriter(z)
 		w.Write(b.buf[headerSize:])
 		w.Close()
 		bufs.put(b.buf)
-		b.buf = z.Bytes()
+		b.buf, b.zipped = z.Bytes(), true
 		attributes = int16(codec.Code())
 	}
 	h := b.buf

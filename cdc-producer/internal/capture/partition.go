@@ -86,13 +86,17 @@ func (p *publisher) sender(part *partition) {
 		case <-p.failed:
 			err = p.err // nothing is written past a failed batch
 		default:
-			b.seal(p.codec, p.bufs)
+			b.seal(p.codec, p.bufs, p.zbufs)
 			if err = p.produce(part, b); err != nil {
 				p.setErr(err)
 			}
 		}
 		b.err = err
-		p.bufs.put(b.buf)
+		if b.zipped {
+			p.zbufs.put(b.buf)
+		} else {
+			p.bufs.put(b.buf)
+		}
 		b.buf = nil
 		close(b.done)
 		<-p.slots

@@ -76,7 +76,8 @@ type publisher struct {
 	free    chan []kafka.Message // message slices handed back to the reader
 	chunks  chan []byte          // arena chunks handed back to the encoder
 	slots   chan struct{}        // a token per batch open or in flight
-	bufs    batchBufs
+	bufs    batchBufs            // records
+	zbufs   batchBufs            // compressed records
 	senders sync.WaitGroup
 	stopped chan struct{} // closed once every goroutine returned
 
@@ -107,8 +108,9 @@ func newPublisher(ctx context.Context, client *kafka.Client, codec kafka.Compres
 	saved func(Checkpoint), log *slog.Logger, fail func(error)) *publisher {
 	p := &publisher{client: client, codec: codec, cps: cps, chunks: chunks, saved: saved, log: log, parent: ctx, fail: fail,
 		items: make(chan item, queueDepth), free: make(chan []kafka.Message, queueDepth+2),
-		slots: make(chan struct{}, maxBatches), bufs: make(batchBufs, maxBatches), stopped: make(chan struct{}),
-		failed: make(chan struct{}), topics: map[string]*topicParts{}}
+		slots: make(chan struct{}, maxBatches), bufs: make(batchBufs, maxBatches), zbufs: make(batchBufs, maxBatches),
+		stopped: make(chan struct{}),
+		failed:  make(chan struct{}), topics: map[string]*topicParts{}}
 	p.ctx, p.cancel = context.WithCancel(ctx)
 	go func() {
 		if err := p.run(); err != nil {
