@@ -63,7 +63,9 @@ type Checkpoints struct {
 func NewCheckpoints(brokers []string, topic string) *Checkpoints {
 	return &Checkpoints{brokers: brokers, topic: topic, w: &kafka.Writer{
 		Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: time.Millisecond, MaxAttempts: 5,
+		// A checkpoint goes out at once: a batch of one is full, where
+		// the default of 100 waited out BatchTimeout on every save.
+		BatchSize: 1, BatchTimeout: time.Millisecond, MaxAttempts: 5,
 	}}
 }
 
