@@ -127,6 +127,41 @@ func (e *pubEnv) read(topic string, n int) map[int32][]record {
 	return out
 }
 
+// readKafkaGo reads the first n records of topic's partition with
+// kafka-go's Reader.
+func (e *pubEnv) readKafkaGo(topic string, partition, n int) []record {
+	e.t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: topic, Partition: partition, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []record
+	for len(out) < n {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			e.t.Fatalf("read %s/%d: %v", topic, partition, err)
+		}
+		rec := record{key: string(m.Key), value: string(m.Value), null: m.Value == nil}
+		for _, h := range m.Headers {
+			rec.headers += h.Key + "=" + string(h.Value) + ";"
+		}
+		if ms := m.Time.UnixMilli(); ms >= 1_600_000_000_000 && ms < 1_700_000_000_000 {
+			rec.ts = ms
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// emptyAsNull returns recs with empty values as null ones.
+func emptyAsNull(recs []record) []record {
+	out := slices.Clone(recs)
+	for i := range out {
+		out[i].null = out[i].null || out[i].value == ""
+	}
+	return out
+}
+
 func (e *pubEnv) savedCheckpoints() []Checkpoint {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -167,6 +202,11 @@ func TestPublisherWritesAsTheWriter(t *testing.T) {
 				if !slices.Equal(got[part], want[part]) {
 					t.Errorf("partition %d: the publisher wrote %d records, the Writer %d, or they differ", part, len(got[part]), len(want[part]))
 				}
+			}
+			// kafka-go's Reader, as balance and cache read, sees the same
+			// (but for an empty value, which its Message holds as nil).
+			if r := e.readKafkaGo("b", 0, len(got[0])); !slices.Equal(emptyAsNull(r), emptyAsNull(got[0])) {
+				t.Errorf("kafka-go's Reader read %d records of partition 0, franz-go %d, or they differ", len(r), len(got[0]))
 			}
 			saved := e.savedCheckpoints()
 			if len(saved) == 0 || saved[len(saved)-1].Pos != n {
