@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -43,7 +44,10 @@ func TestBacklogBeforeExpiry(t *testing.T) {
 // order index and held returns assume a single splitter.
 func TestSecondSplitterRefused(t *testing.T) {
 	s := startStack(t, 2, nil)
-	cmd := exec.Command(filepath.Join(binDir, "shard-splitter"))
+	s.waitReady("shard-splitter") // the first holds the lock
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "shard-splitter"))
 	cmd.Env = append(cmd.Environ(), s.procs["shard-splitter"].Env...)
 	cmd.Env = append(cmd.Env, "SERVER_PORT="+itoa(freePort(t)))
 	out, err := cmd.CombinedOutput()

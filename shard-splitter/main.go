@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 
 	"golang.org/x/sync/errgroup"
@@ -64,7 +65,17 @@ func run(ctx context.Context, cfg *Config, _ []string) error {
 		return s.Run(ctx)
 	})
 	if cfg.Server.Port > 0 {
-		h := httpapi.Router("shard-splitter", reg, db.PingContext, log)
+		// Ready once it holds the lock: a second splitter waiting for it
+		// is not serving.
+		ready := func(ctx context.Context) error {
+			select {
+			case <-locked:
+				return db.PingContext(ctx)
+			default:
+				return errors.New("waiting for the splitter lock (held by another splitter?)")
+			}
+		}
+		h := httpapi.Router("shard-splitter", reg, ready, log)
 		g.Go(func() error { return httpapi.Serve(ctx, cfg.Server, h, log) })
 	}
 	log.Info("started", "shards", cfg.Pipeline.ShardsCount, "shared_dir", cfg.Shared)
