@@ -3,10 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -45,18 +42,8 @@ import (
 //	SHOPLEDGER_BENCH_PROFILE=/tmp/prof make bench-pipeline; go tool pprof -top /tmp/prof/shard-worker-0.cpu
 func BenchmarkPipeline(b *testing.B) {
 	const events = 100_000
-	profDir := os.Getenv("SHOPLEDGER_BENCH_PROFILE")
-	profSeconds := 20
-	if v, err := strconv.Atoi(os.Getenv("SHOPLEDGER_BENCH_PROFILE_SECONDS")); err == nil && v > 0 {
-		profSeconds = v
-	}
-	var env []string
-	if profDir != "" {
-		if err := os.MkdirAll(profDir, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		env = append(env, "SERVER_PPROF=true", fmt.Sprintf("SERVER_WRITE_TIMEOUT=%ds", profSeconds+60))
-	}
+	prof := stacktest.BenchProfiling(b, 20)
+	env := prof.Env()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		s := startStack(b, 2, nil, env...)
@@ -69,10 +56,10 @@ func BenchmarkPipeline(b *testing.B) {
 		lines := splitLines(gen.Batch(big, at.Add(time.Second), events))
 		use := s.usage()
 		var profiles sync.WaitGroup
-		if profDir != "" {
+		if prof.Dir != "" {
 			for name, port := range s.profiled() {
 				profiles.Go(func() {
-					fetchProfile(b, port, fmt.Sprintf("profile?seconds=%d", profSeconds), filepath.Join(profDir, name+".cpu"))
+					prof.Fetch(b, port, prof.CPU(), name+".cpu")
 				})
 			}
 		}
@@ -118,12 +105,12 @@ func BenchmarkPipeline(b *testing.B) {
 		reportStageTimes(b, s.logs, big)
 		b.ReportMetric(float64(events)/total.Seconds(), "events/s/file")
 		b.Logf("whole file: %d events in %s: %.0f events/s end to end", events, total.Round(time.Millisecond), float64(events)/total.Seconds())
-		if profDir != "" {
+		if prof.Dir != "" {
 			profiles.Wait()
 			for name, port := range s.profiled() {
-				fetchProfile(b, port, "allocs", filepath.Join(profDir, name+".allocs"))
+				prof.Fetch(b, port, "allocs", name+".allocs")
 			}
-			b.Logf("profiles in %s", profDir)
+			b.Logf("profiles in %s", prof.Dir)
 		}
 	}
 }
@@ -180,30 +167,6 @@ func (s *stack) profiled() map[string]int {
 		out[fmt.Sprintf("shard-worker-%d", i)] = port
 	}
 	return out
-}
-
-// fetchProfile writes /debug/pprof/<what> of the process on port to path.
-func fetchProfile(b *testing.B, port int, what, path string) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/%s", port, what))
-	if err != nil {
-		b.Errorf("profile %s: %v", path, err)
-		return
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(resp.Body)
-		b.Errorf("profile %s: HTTP %d: %s", path, resp.StatusCode, msg)
-		return
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		b.Error(err)
-		return
-	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		b.Errorf("profile %s: %v", path, err)
-	}
 }
 
 // reportStageTimes reports how long each stage took for file, from the

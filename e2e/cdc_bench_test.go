@@ -20,11 +20,12 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/shopledger/shopledger/internal/localstack"
 	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/internal/topics"
 	"github.com/shopledger/shopledger/schema"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // BenchmarkCDC streams one transaction of 1,000,000 row inserts from a
@@ -48,18 +49,8 @@ import (
 //	SHOPLEDGER_BENCH_PROFILE=/tmp/prof go test -run '^$' -bench BenchmarkCDC -benchtime 1x ./e2e; go tool pprof -top /tmp/prof/cdc-producer.cpu
 func BenchmarkCDC(b *testing.B) {
 	const rows = 1_000_000
-	profDir := os.Getenv("SHOPLEDGER_BENCH_PROFILE")
-	profSeconds := 10
-	if v, err := strconv.Atoi(os.Getenv("SHOPLEDGER_BENCH_PROFILE_SECONDS")); err == nil && v > 0 {
-		profSeconds = v
-	}
-	var env []string
-	if profDir != "" {
-		if err := os.MkdirAll(profDir, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		env = append(env, "SERVER_PPROF=true", fmt.Sprintf("SERVER_WRITE_TIMEOUT=%ds", profSeconds+60))
-	}
+	prof := stacktest.BenchProfiling(b, 10)
+	env := prof.Env()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		inst := stacktest.MariaDB(b)
@@ -99,11 +90,11 @@ func BenchmarkCDC(b *testing.B) {
 		reached := watchCheckpoint(b, wctx, broker.Addrs(), after)
 		var profiles sync.WaitGroup
 		var brokerProfile *os.File
-		if profDir != "" {
+		if prof.Dir != "" {
 			profiles.Go(func() {
-				fetchProfile(b, port, fmt.Sprintf("profile?seconds=%d", profSeconds), filepath.Join(profDir, "cdc-producer.cpu"))
+				prof.Fetch(b, port, prof.CPU(), "cdc-producer.cpu")
 			})
-			if brokerProfile, err = os.Create(filepath.Join(profDir, "broker.cpu")); err != nil {
+			if brokerProfile, err = os.Create(filepath.Join(prof.Dir, "broker.cpu")); err != nil {
 				b.Fatal(err)
 			}
 			if err := pprof.StartCPUProfile(brokerProfile); err != nil {
@@ -111,7 +102,7 @@ func BenchmarkCDC(b *testing.B) {
 			}
 			profiles.Go(func() {
 				time.Sleep(time.Second)
-				fetchProfile(b, port, "heap", filepath.Join(profDir, "cdc-producer.heap"))
+				prof.Fetch(b, port, "heap", "cdc-producer.heap")
 			})
 		}
 		peak := 0
@@ -142,12 +133,12 @@ func BenchmarkCDC(b *testing.B) {
 		if kb := peakRSS(p); kb > peak {
 			peak = kb
 		}
-		if profDir != "" {
+		if prof.Dir != "" {
 			pprof.StopCPUProfile()
 			brokerProfile.Close()
 			profiles.Wait()
-			fetchProfile(b, port, "allocs", filepath.Join(profDir, "cdc-producer.allocs"))
-			b.Logf("profiles in %s", profDir)
+			prof.Fetch(b, port, "allocs", "cdc-producer.allocs")
+			b.Logf("profiles in %s", prof.Dir)
 		}
 		p.Stop(10 * time.Second)
 		broker.Close()

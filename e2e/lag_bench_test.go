@@ -20,6 +20,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/shopledger/shopledger/internal/sqldb"
+	"github.com/shopledger/shopledger/internal/stacktest"
 	"github.com/shopledger/shopledger/internal/topics"
 )
 
@@ -67,19 +68,9 @@ const lagUsers = 1000
 //	SHOPLEDGER_BENCH_PROFILE=/tmp/prof make bench-lag; go tool pprof -top /tmp/prof/cdc-producer-0.cpu
 func BenchmarkBalanceLag(b *testing.B) {
 	rate, d, txRows := lagLoad(b)
-	profDir := os.Getenv("SHOPLEDGER_BENCH_PROFILE")
-	profSeconds := 20
-	if v, err := strconv.Atoi(os.Getenv("SHOPLEDGER_BENCH_PROFILE_SECONDS")); err == nil && v > 0 {
-		profSeconds = v
-	}
-	profSeconds = max(1, min(profSeconds, int(d.Seconds())))
-	var env []string
-	if profDir != "" {
-		if err := os.MkdirAll(profDir, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		env = append(env, "SERVER_PPROF=true", fmt.Sprintf("SERVER_WRITE_TIMEOUT=%ds", profSeconds+60))
-	}
+	prof := stacktest.BenchProfiling(b, 20)
+	prof.Seconds = max(1, min(prof.Seconds, int(d.Seconds())))
+	env := prof.Env()
 	const shards = 2
 	every := time.Duration(float64(time.Second) * float64(txRows) * shards / float64(rate))
 	for range b.N {
@@ -98,11 +89,11 @@ func BenchmarkBalanceLag(b *testing.B) {
 		use := s.usage()
 		cpu0 := selfCPU(b)
 		var profiles sync.WaitGroup
-		if profDir != "" {
-			profiles.Go(func() { profileSelf(b, filepath.Join(profDir, "bench.cpu"), time.Duration(profSeconds)*time.Second) })
+		if prof.Dir != "" {
+			profiles.Go(func() { profileSelf(b, filepath.Join(prof.Dir, "bench.cpu"), time.Duration(prof.Seconds)*time.Second) })
 			for name, port := range s.lagProfiled() {
 				profiles.Go(func() {
-					fetchProfile(b, port, fmt.Sprintf("profile?seconds=%d", profSeconds), filepath.Join(profDir, name+".cpu"))
+					prof.Fetch(b, port, prof.CPU(), name+".cpu")
 				})
 			}
 		}
@@ -122,9 +113,9 @@ func BenchmarkBalanceLag(b *testing.B) {
 		spent := s.usage().sub(use)
 		bench := selfCPU(b) - cpu0
 		reportLag(b, s, pl, txs, rate, txRows, d, spent, bench)
-		if profDir != "" {
+		if prof.Dir != "" {
 			profiles.Wait()
-			b.Logf("profiles in %s", profDir)
+			b.Logf("profiles in %s", prof.Dir)
 		}
 	}
 }

@@ -5,9 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -179,9 +177,9 @@ func ourPeer(b *testing.B, w peerWorkload, inst *localdb.Instance, brokers []str
 	}
 	env := []string{"DATABASE_ADDR=" + inst.Addr(), "KAFKA_BROKERS=" + strings.Join(brokers, ","),
 		fmt.Sprintf("SERVER_PORT=%d", port), "LOGGING_LEVEL=info"}
-	prof := profiling()
-	if prof.dir != "" {
-		env = append(env, "SERVER_PPROF=true", fmt.Sprintf("SERVER_WRITE_TIMEOUT=%ds", prof.seconds+60))
+	prof := stacktest.BenchProfiling(b, 20)
+	if prof.Dir != "" {
+		env = append(env, prof.Env()...)
 	}
 	p := &localstack.Process{Name: "cdc-producer-0", Bin: stacktest.Binary(b, "cdc-producer"), Args: []string{"--shard", "0"},
 		Env: env, Out: &localstack.PrefixWriter{W: logs}}
@@ -200,10 +198,9 @@ func ourPeer(b *testing.B, w peerWorkload, inst *localdb.Instance, brokers []str
 	return &peer{
 		name: sideOurs, topic: topics.Table(topics.DefaultPrefix, "good"),
 		catchingUp: func(b *testing.B) {
-			if prof.dir == "" {
+			if prof.Dir == "" {
 				return
 			}
-			path := filepath.Join(prof.dir, w.name+"-cdc-producer.cpu")
 			profiles.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
@@ -211,7 +208,7 @@ func ourPeer(b *testing.B, w peerWorkload, inst *localdb.Instance, brokers []str
 					b.Errorf("profile: cdc-producer's server: %v", err)
 					return
 				}
-				fetchProfile(b, port, fmt.Sprintf("profile?seconds=%d", prof.seconds), path)
+				prof.Fetch(b, port, prof.CPU(), w.name+"-cdc-producer.cpu")
 			})
 		},
 		start: func(b *testing.B) {
@@ -465,50 +462,4 @@ func freePort(b *testing.B) int {
 		b.Fatal(err)
 	}
 	return p
-}
-
-// profile is where and how long to profile our side: with
-// SHOPLEDGER_BENCH_PROFILE=dir, the cdc-producer serves pprof and a CPU
-// profile of its catch-up (SHOPLEDGER_BENCH_PROFILE_SECONDS, default 20)
-// is written to dir/<workload>-cdc-producer.cpu.
-type profile struct {
-	dir     string
-	seconds int
-}
-
-func profiling() profile {
-	p := profile{dir: os.Getenv("SHOPLEDGER_BENCH_PROFILE"), seconds: 20}
-	if v, err := strconv.Atoi(os.Getenv("SHOPLEDGER_BENCH_PROFILE_SECONDS")); err == nil && v > 0 {
-		p.seconds = v
-	}
-	return p
-}
-
-// fetchProfile writes what /debug/pprof/<what> of the process on port
-// answers to path.
-func fetchProfile(b *testing.B, port int, what, path string) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		b.Error(err)
-		return
-	}
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/%s", port, what))
-	if err != nil {
-		b.Errorf("profile %s: %v", path, err)
-		return
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(resp.Body)
-		b.Errorf("profile %s: HTTP %d: %s", path, resp.StatusCode, msg)
-		return
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		b.Error(err)
-		return
-	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		b.Errorf("profile %s: %v", path, err)
-	}
 }
