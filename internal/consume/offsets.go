@@ -108,18 +108,11 @@ func client(brokers []string) *kafka.Client {
 // returns ErrGroupActive while the group has members, whose own commits
 // would overwrite the reset, as kafka-consumer-groups refuses then too.
 func PlanReset(ctx context.Context, brokers []string, group string, topics []string, r Reset) ([]Planned, error) {
-	cl := client(brokers)
-	if err := checkInactive(ctx, cl, group); err != nil {
-		return nil, err
-	}
-	parts, err := partitions(ctx, cl, topics)
+	g, err := stoppedGroup(ctx, brokers, group, topics)
 	if err != nil {
 		return nil, err
 	}
-	start, end, err := bounds(ctx, cl, parts)
-	if err != nil {
-		return nil, err
-	}
+	cl, parts, start, end := g.cl, g.parts, g.start, g.end
 	current, err := committed(ctx, cl, group, parts)
 	if err != nil {
 		return nil, err
@@ -172,6 +165,29 @@ func CommitPlan(ctx context.Context, brokers []string, group string, plan []Plan
 
 // checkInactive returns ErrGroupActive unless group is Empty or Dead (or
 // unknown), the states kafka-consumer-groups resets.
+// stopped is what a stopped group's tools see of its topics: every
+// partition, with its first and end offsets.
+type stopped struct {
+	cl         *kafka.Client
+	parts      []tp
+	start, end map[tp]int64
+}
+
+// stoppedGroup reads it, or returns ErrGroupActive while the group has
+// members.
+func stoppedGroup(ctx context.Context, brokers []string, group string, topics []string) (stopped, error) {
+	g := stopped{cl: client(brokers)}
+	if err := checkInactive(ctx, g.cl, group); err != nil {
+		return g, err
+	}
+	var err error
+	if g.parts, err = partitions(ctx, g.cl, topics); err != nil {
+		return g, err
+	}
+	g.start, g.end, err = bounds(ctx, g.cl, g.parts)
+	return g, err
+}
+
 func checkInactive(ctx context.Context, cl *kafka.Client, group string) error {
 	return transient(ctx, func() error { return describeInactive(ctx, cl, group) })
 }

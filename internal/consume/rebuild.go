@@ -83,18 +83,11 @@ type Rebuilt struct {
 // the dead letters the topic held before are all out of date, and
 // ReplayDeadLetters starts after them (consumer_dead_letter_start).
 func Rebuild[C any](ctx context.Context, cfg Config, db *sql.DB, h Handler[C], opt RebuildOptions, log *slog.Logger) (Rebuilt, error) {
-	cl := client(cfg.Brokers)
-	if err := checkInactive(ctx, cl, cfg.Group); err != nil {
-		return Rebuilt{}, err
-	}
-	parts, err := partitions(ctx, cl, cfg.Topics)
+	g, err := stoppedGroup(ctx, cfg.Brokers, cfg.Group, cfg.Topics)
 	if err != nil {
 		return Rebuilt{}, err
 	}
-	start, end, err := bounds(ctx, cl, parts)
-	if err != nil {
-		return Rebuilt{}, err
-	}
+	cl, parts, start, end := g.cl, g.parts, g.start, g.end
 	var out Rebuilt
 	for _, p := range parts {
 		if start[p] > 0 {
@@ -138,18 +131,11 @@ func Rebuild[C any](ctx context.Context, cfg Config, db *sql.DB, h Handler[C], o
 // partitions' current ends, and commits the ends. It returns
 // ErrGroupActive while the group has members.
 func CatchUp[C any](ctx context.Context, cfg Config, db *sql.DB, h Handler[C], progress RebuildProgress, log *slog.Logger) (Rebuilt, error) {
-	cl := client(cfg.Brokers)
-	if err := checkInactive(ctx, cl, cfg.Group); err != nil {
-		return Rebuilt{}, err
-	}
-	parts, err := partitions(ctx, cl, cfg.Topics)
+	g, err := stoppedGroup(ctx, cfg.Brokers, cfg.Group, cfg.Topics)
 	if err != nil {
 		return Rebuilt{}, err
 	}
-	start, end, err := bounds(ctx, cl, parts)
-	if err != nil {
-		return Rebuilt{}, err
-	}
+	cl, parts, start, end := g.cl, g.parts, g.start, g.end
 	current, err := committed(ctx, cl, cfg.Group, parts)
 	if err != nil {
 		return Rebuilt{}, err
