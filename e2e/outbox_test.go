@@ -138,6 +138,24 @@ func readOutbox(t *testing.T, s *stack) []outboxMessage {
 	return out
 }
 
+// byID keeps each outbox message's first delivery by id and counts the
+// repeats, each of which must be an exact redelivery.
+func byID(msgs []outboxMessage, fail func(string, ...any)) (map[string]outboxMessage, int) {
+	got := map[string]outboxMessage{}
+	redelivered := 0
+	for _, m := range msgs {
+		if first, ok := got[m.id]; ok {
+			redelivered++
+			if first != m {
+				fail("id %s sent twice with different content:\n%+v\n%+v", m.id, first, m)
+			}
+			continue
+		}
+		got[m.id] = m
+	}
+	return got, redelivered
+}
+
 // readTopics reads every message of the topics, each of which must exist,
 // up to the end offsets they had when it started.
 func readTopics(t testing.TB, brokers []string, names []string) []*kgo.Record {
@@ -218,24 +236,13 @@ func checkOutbox(t *testing.T, s *stack, m *model) int {
 	t.Helper()
 	want := m.outboxEvents()
 	msgs := readOutbox(t, s)
-	got := map[string]outboxMessage{}
-	redelivered := 0
 	errs := 0
 	fail := func(f string, a ...any) {
 		if errs++; errs <= 30 {
 			t.Errorf(f, a...)
 		}
 	}
-	for _, msg := range msgs {
-		if first, ok := got[msg.id]; ok {
-			redelivered++
-			if first != msg {
-				fail("id %s sent twice with different content:\n%+v\n%+v", msg.id, first, msg)
-			}
-			continue
-		}
-		got[msg.id] = msg
-	}
+	got, redelivered := byID(msgs, fail)
 	var missing []string
 	for id, w := range want {
 		if _, ok := got[id]; !ok {
@@ -468,22 +475,14 @@ func checkOutboxRows(t *testing.T, s *stack) {
 		}
 	}
 	msgs := readOutbox(t, s)
-	got := map[string]outboxMessage{}
-	redelivered, errs := 0, 0
+	errs := 0
 	fail := func(f string, a ...any) {
 		if errs++; errs <= 20 {
 			t.Errorf(f, a...)
 		}
 	}
-	for _, m := range msgs {
-		if first, ok := got[m.id]; ok {
-			redelivered++
-			if first != m {
-				fail("id %s sent twice with different content:\n%+v\n%+v", m.id, first, m)
-			}
-			continue
-		}
-		got[m.id] = m
+	got, redelivered := byID(msgs, fail)
+	for _, m := range got {
 		if _, ok := allowed[m.id]; !ok {
 			fail("invented domain event (no recorded outcome allows it): %+v", m)
 		}
