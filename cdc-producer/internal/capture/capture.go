@@ -342,7 +342,7 @@ const drainTimeout = 5 * time.Second
 // drainTimeout after ctx ends; stop closes it, draining the queue.
 func (c *Capture) startPublisher(ctx context.Context, fail context.CancelCauseFunc) (*publisher, func()) {
 	pctx, pcancel := context.WithCancel(context.WithoutCancel(ctx))
-	pub := newPublisher(pctx, c.client, c.codec, c.cps, c.chunks, c.checkpointed, c.log, fail)
+	pub := newPublisher(pctx, c.client, c.codec, c.cps, c.chunks, c.cfg.FlushRows, c.checkpointed, c.log, fail)
 	return pub, func() {
 		done := make(chan struct{})
 		go func() { pub.close(); close(done) }()

@@ -2,23 +2,30 @@ package capture
 
 // The publisher: Kafka behind the binlog reader, so that decoding goes on
 // while Kafka acknowledges. It takes items in order, batches of messages
-// and checkpoints; it lays each message into the record batch of its
+// and transaction ends; it lays each message into the record batch of its
 // topic partition (batch.go), chosen as kafka-go's Writer with the
 // Murmur2Balancer chooses it (Kafka's own clients' partitioner), and each
 // partition's sender sends its batches one at a time, in order,
-// acknowledged by every in-sync replica (partition.go). Within a
-// transaction batches fill while their partition has one in flight; a
-// partition with nothing in flight sends as soon as the reader has
-// nothing more queued.
+// acknowledged by every in-sync replica (partition.go). Batches fill while
+// their partition has one in flight; a partition with nothing in flight
+// sends as soon as a transaction ends or the reader has nothing more
+// queued.
 //
-// At a checkpoint it sends what is open and waits until the last batch of
-// each partition written to since the last checkpoint is acknowledged
-// (which vouches for the earlier ones: a sender stops at its first
-// failure), then saves the checkpoint; checkpoints queued right after it,
-// with no message between, supersede it. Only then does it take the next
-// transaction's messages: a crash repeats at most the one transaction
-// whose checkpoint was not saved. The first error stops it; the reader
-// then starts over from the last saved checkpoint.
+// Checkpoints are saved by group commit. At a transaction's end the
+// publisher notes the last batch of each partition written to since the
+// previous end (which vouches for the earlier ones: a sender stops at its
+// first failure) and hands the checkpoint with those batches to the
+// committer, which waits until they are acknowledged and saves it. While
+// the committer works, the transactions ending meanwhile form the next
+// group, and only the last of their checkpoints is saved, once the
+// committer is free: small transactions share a produce and a checkpoint
+// round trip instead of paying both each. Once the waiting group reaches
+// the group limit (capture.flush_rows), the publisher takes nothing more
+// until the committer takes the group. So a crash repeats at most what
+// was published after the last saved checkpoint: the group being saved
+// and the group waiting behind it, each ending at the first transaction
+// end at or past the limit. The first error stops it; the reader then
+// starts over from the last saved checkpoint.
 
 import (
 	"context"
@@ -35,7 +42,15 @@ type item struct {
 	// chunks are the encoder's arena chunks that only msgs and earlier
 	// items' messages were cut from: free once msgs are in batches.
 	chunks [][]byte
-	cp     *Checkpoint
+	cp     *Checkpoint // a transaction's end: the checkpoint past it
+}
+
+// group is transactions whose checkpoint is saved once their batches are
+// acknowledged.
+type group struct {
+	cp    Checkpoint     // the last transaction's
+	after []*recordBatch // the last batch of each partition each transaction wrote to
+	rows  int
 }
 
 // queueDepth bounds the items queued for the publisher, and so the memory
@@ -66,6 +81,7 @@ type publisher struct {
 	client  *kafka.Client
 	codec   kafka.CompressionCodec // nil: none
 	cps     *Checkpoints
+	limit   int // rows the waiting group reaches before the run waits for the committer
 	saved   func(Checkpoint)
 	log     *slog.Logger
 	parent  context.Context
@@ -76,6 +92,7 @@ type publisher struct {
 	free    chan []kafka.Message // message slices handed back to the reader
 	chunks  chan []byte          // arena chunks handed back to the encoder
 	slots   chan struct{}        // a token per batch open or in flight
+	groups  chan *group          // to the committer, which takes one when the one before is saved
 	bufs    batchBufs            // records
 	zbufs   batchBufs            // compressed records
 	senders sync.WaitGroup
@@ -87,11 +104,12 @@ type publisher struct {
 	closeOnce sync.Once
 
 	// The run goroutine's.
-	look     *item // taken from the queue, not yet handled
 	balancer kafka.Murmur2Balancer
 	topics   map[string]*topicParts
 	all      []*partition
-	dirty    []*partition // written to since the last checkpoint
+	dirty    []*partition // written to since the last transaction end
+	rows     int          // messages taken since the last transaction end
+	waiting  *group       // ended, not yet taken by the committer
 }
 
 // topicParts are a topic's partitions.
@@ -103,19 +121,29 @@ type topicParts struct {
 
 // newPublisher starts a publisher on client; fail is called with its error
 // if it stops on one while ctx is live. codec compresses the batches (nil:
-// none); the items' arena chunks go back to chunks (nil: nowhere).
+// none); the items' arena chunks go back to chunks (nil: nowhere); limit
+// is the rows of the group of transactions that waits for the one being
+// saved before the publisher stops taking more (at least 1).
 func newPublisher(ctx context.Context, client *kafka.Client, codec kafka.CompressionCodec, cps *Checkpoints, chunks chan []byte,
-	saved func(Checkpoint), log *slog.Logger, fail func(error)) *publisher {
-	p := &publisher{client: client, codec: codec, cps: cps, chunks: chunks, saved: saved, log: log, parent: ctx, fail: fail,
-		items: make(chan item, queueDepth), free: make(chan []kafka.Message, queueDepth+2),
+	limit int, saved func(Checkpoint), log *slog.Logger, fail func(error)) *publisher {
+	p := &publisher{client: client, codec: codec, cps: cps, chunks: chunks, limit: max(limit, 1), saved: saved, log: log,
+		parent: ctx, fail: fail, items: make(chan item, queueDepth), free: make(chan []kafka.Message, queueDepth+2),
 		slots: make(chan struct{}, maxBatches), bufs: make(batchBufs, maxBatches), zbufs: make(batchBufs, maxBatches),
-		stopped: make(chan struct{}),
-		failed:  make(chan struct{}), topics: map[string]*topicParts{}}
+		groups: make(chan *group), stopped: make(chan struct{}),
+		failed: make(chan struct{}), topics: map[string]*topicParts{}}
 	p.ctx, p.cancel = context.WithCancel(ctx)
 	go func() {
+		committed := make(chan struct{})
+		go func() {
+			defer close(committed)
+			if err := p.committer(); err != nil {
+				p.setErr(err)
+			}
+		}()
 		if err := p.run(); err != nil {
 			p.setErr(err)
 		}
+		<-committed
 		p.senders.Wait()
 		p.cancel()
 		close(p.stopped)
@@ -166,14 +194,15 @@ func (p *publisher) close() error {
 	return p.err
 }
 
-// run lays the queued messages into batches and saves the checkpoints,
-// until the queue is closed.
+// run lays the queued messages into batches and hands the transaction
+// ends to the committer, until the queue is closed.
 func (p *publisher) run() error {
+	defer close(p.groups)
 	defer p.kick(true) // on close: whatever is open goes out
 	for {
-		it, ok := p.next(true)
+		it, ok := p.next()
 		if !ok {
-			return p.ctx.Err()
+			break
 		}
 		if err := p.take(it); err != nil {
 			return err
@@ -182,38 +211,47 @@ func (p *publisher) run() error {
 			p.kick(false) // the reader has nothing more: what is open goes out where nothing is in flight
 		}
 	}
+	if p.waiting != nil && p.ctx.Err() == nil {
+		select {
+		case p.groups <- p.waiting:
+			p.waiting = nil
+		case <-p.ctx.Done():
+		}
+	}
+	return p.ctx.Err()
 }
 
-// next returns the next item: the one looked at last, else one from the
-// queue, waiting for it only if block; false once the queue is closed
-// (or empty, unless block) or the publisher stopped.
-func (p *publisher) next(block bool) (item, bool) {
-	if p.look != nil {
-		it := *p.look
-		p.look = nil
-		return it, true
-	}
-	if !block {
+// next waits for the next queued item, meanwhile handing the waiting
+// group to the committer once it is free; false once the queue is closed
+// or the publisher stopped.
+func (p *publisher) next() (item, bool) {
+	for {
+		var groups chan *group // nil, and so never ready, without a waiting group
+		if p.waiting != nil {
+			groups = p.groups
+			select { // a free committer takes it before more items join it
+			case groups <- p.waiting:
+				p.waiting, groups = nil, nil
+			default:
+			}
+		}
 		select {
 		case it, ok := <-p.items:
 			return it, ok
-		default:
+		case groups <- p.waiting:
+			p.waiting = nil
+		case <-p.ctx.Done():
 			return item{}, false
 		}
 	}
-	select {
-	case it, ok := <-p.items:
-		return it, ok
-	case <-p.ctx.Done():
-		return item{}, false
-	}
 }
 
-// take lays an item's messages into batches, or queues its checkpoint.
+// take lays an item's messages into batches, or ends a transaction.
 func (p *publisher) take(it item) error {
 	if it.cp != nil {
-		return p.checkpoint(*it.cp)
+		return p.end(*it.cp)
 	}
+	p.rows += len(it.msgs)
 	now := time.Now()
 	var last *topicParts
 	var lastTopic string
@@ -330,47 +368,64 @@ func (p *publisher) topic(topic string, now time.Time) (*topicParts, error) {
 	return tp, nil
 }
 
-// checkpoint sends the open batches, waits until the last batch of each
-// partition written to since the last checkpoint is acknowledged, and
-// saves cp, or the last of the checkpoints queued right after it.
-func (p *publisher) checkpoint(cp Checkpoint) error {
-	after := make([]*recordBatch, 0, len(p.dirty))
+// end ends a transaction: its checkpoint joins the waiting group with the
+// last batch of each partition written to since the previous end, and the
+// group goes to the committer at once if it is free. A group that reached
+// the limit waits for it.
+func (p *publisher) end(cp Checkpoint) error {
+	g := p.waiting
+	if g == nil {
+		g = &group{}
+		p.waiting = g
+	}
 	for _, part := range p.dirty {
 		part.mu.Lock()
 		if part.last != nil {
-			after = append(after, part.last)
+			g.after = append(g.after, part.last)
 		}
 		part.mu.Unlock()
 		part.dirty = false
 	}
 	p.dirty = p.dirty[:0]
-	p.kick(true)
-	for _, b := range after {
-		select {
-		case <-b.done:
-		case <-p.ctx.Done():
-			return p.stopErr()
-		}
-		if b.err != nil {
-			return b.err
-		}
+	g.cp, g.rows, p.rows = cp, g.rows+p.rows, 0
+	p.kick(false) // the batches it waits for go out; a partition with one in flight sends its open batch next
+	select {
+	case p.groups <- g:
+		p.waiting = nil
+		return nil
+	default:
 	}
-	// Checkpoints queued meanwhile with no message between supersede it.
-	for {
-		nx, ok := p.next(false)
-		if !ok {
-			break
-		}
-		if nx.cp == nil {
-			p.look = &nx
-			break
-		}
-		cp = *nx.cp
+	if g.rows < p.limit {
+		return nil
 	}
-	if err := p.cps.Save(p.ctx, cp); err != nil {
-		return err
+	select {
+	case p.groups <- g:
+		p.waiting = nil
+		return nil
+	case <-p.ctx.Done():
+		return p.stopErr()
 	}
-	p.saved(cp)
+}
+
+// committer saves the groups' checkpoints in order, each once its batches
+// are acknowledged, until the run closes the channel.
+func (p *publisher) committer() error {
+	for g := range p.groups {
+		for _, b := range g.after {
+			select {
+			case <-b.done:
+			case <-p.ctx.Done():
+				return p.stopErr()
+			}
+			if b.err != nil {
+				return b.err
+			}
+		}
+		if err := p.cps.Save(p.ctx, g.cp); err != nil {
+			return err
+		}
+		p.saved(g.cp)
+	}
 	return nil
 }
 

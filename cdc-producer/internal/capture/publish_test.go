@@ -26,6 +26,7 @@ type pubEnv struct {
 	cluster *kfake.Cluster
 	brokers []string
 	cps     *Checkpoints
+	limit   int // the publishers' group limit
 
 	mu    sync.Mutex
 	saved []Checkpoint
@@ -39,7 +40,7 @@ func newPubEnv(t *testing.T) *pubEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	e := &pubEnv{t: t, cluster: cluster, brokers: cluster.ListenAddrs()}
+	e := &pubEnv{t: t, cluster: cluster, brokers: cluster.ListenAddrs(), limit: 2000}
 	if err := topics.Ensure(context.Background(), e.brokers, topics.DefaultSettings.Compacted("cps"),
 		topics.Spec{Name: "a", Partitions: 3}, topics.Spec{Name: "b", Partitions: 3}); err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ func (e *pubEnv) start(c Compression) *publisher {
 		e.t.Fatal(err)
 	}
 	client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: produceTimeout}
-	return newPublisher(context.Background(), client, codec, e.cps, nil, func(cp Checkpoint) {
+	return newPublisher(context.Background(), client, codec, e.cps, nil, e.limit, func(cp Checkpoint) {
 		e.mu.Lock()
 		e.saved = append(e.saved, cp)
 		e.mu.Unlock()
@@ -312,17 +313,65 @@ func TestPublisherRetriesTemporaryErrors(t *testing.T) {
 	}
 }
 
-// A transaction's messages go out only once the checkpoint before them is
-// saved, so that a crash repeats at most one transaction: with the
-// checkpoint topic refusing writes, nothing of the next transaction
-// reaches Kafka.
-func TestOneTransactionInFlight(t *testing.T) {
+// While a checkpoint is being saved, the transactions ending meanwhile
+// wait as one group, and only the last of their checkpoints is saved:
+// with every checkpoint write taking 50 ms, 40 transactions queued at
+// once cost a few saves, not 40, and every message arrives once.
+func TestGroupCommit(t *testing.T) {
 	e := newPubEnv(t)
+	e.slowProduce("cps", 50*time.Millisecond)
+	p := e.start(CompressionLZ4)
+	const txns, rows = 40, 5
+	for i := range txns {
+		if err := p.send(context.Background(), item{msgs: sample("b", rows)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.send(context.Background(), item{cp: &Checkpoint{Shard: 1, Pos: uint32(i + 1)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.close(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, recs := range e.read("b", txns*rows) {
+		n += len(recs)
+	}
+	if n != txns*rows {
+		t.Errorf("%d records in Kafka, want %d", n, txns*rows)
+	}
+	saved := e.savedCheckpoints()
+	if len(saved) == 0 || len(saved) > 5 || saved[len(saved)-1].Pos != txns {
+		t.Errorf("%d checkpoints saved (%v), want at most 5, the last at pos %d", len(saved), saved, txns)
+	}
+}
+
+// slowProduce makes the broker answer produce requests to topic after d.
+func (e *pubEnv) slowProduce(topic string, d time.Duration) {
+	e.cluster.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		e.cluster.KeepControl()
+		req := kreq.(*kmsg.ProduceRequest)
+		if len(req.Topics) == 1 && req.Topics[0].Topic == topic {
+			e.cluster.SleepControl(func() { time.Sleep(d) })
+		}
+		return nil, nil, false
+	})
+}
+
+// What a crash repeats is bounded: with the checkpoint topic refusing
+// writes, Kafka gets the group the committer took (the first transaction,
+// or more if the committer was not yet free) and the group that filled
+// behind it, each ending at the first transaction end at or past the
+// limit of 10 rows (three transactions of 4), and nothing of the later
+// ones: at most 24 of the 120 messages.
+func TestUnsavedBounded(t *testing.T) {
+	e := newPubEnv(t)
+	e.limit = 10
 	e.failProduce("cps", 0, kerr.InvalidRecord.Code, -1)
 	p := e.start(CompressionLZ4)
-	for _, it := range []item{{msgs: sample("b", 100)}, {cp: &Checkpoint{Shard: 1, Pos: 100}}, {msgs: sample("a", 100)},
-		{cp: &Checkpoint{Shard: 1, Pos: 200}}} {
-		if err := p.send(context.Background(), it); err != nil {
+	for i := range 30 {
+		if p.send(context.Background(), item{msgs: sample("a", 4)}) != nil ||
+			p.send(context.Background(), item{cp: &Checkpoint{Shard: 1, Pos: uint32(i + 1)}}) != nil {
 			break
 		}
 	}
@@ -330,9 +379,11 @@ func TestOneTransactionInFlight(t *testing.T) {
 	if err := p.close(); !errors.As(err, &we) || len(we) != 1 || !errors.Is(we[0], kafka.InvalidRecord) {
 		t.Errorf("publisher's error = %v, want the checkpoint write's InvalidRecord", err)
 	}
-	e.read("b", 100) // the first transaction is out
-	if n := e.count("a", 2*time.Second); n != 0 {
-		t.Errorf("the next transaction has %d messages in Kafka, want none before the checkpoint is saved", n)
+	if n := e.count("a", 2*time.Second); n < 4 || n > 2*12 {
+		t.Errorf("%d messages in Kafka, want the first transaction's 4 and at most 2 groups of 12", n)
+	}
+	if saved := e.savedCheckpoints(); len(saved) != 0 {
+		t.Errorf("checkpoints saved = %v, want none", saved)
 	}
 }
 
