@@ -31,7 +31,10 @@ type Config struct {
 		// SnapshotLockTimeout bounds the snapshot's global read lock.
 		SnapshotLockTimeout time.Duration `mapstructure:"snapshot_lock_timeout"`
 		FlushRows           int           `mapstructure:"flush_rows"`
-		Tables              []string      `mapstructure:"tables"`
+		// GroupRows bounds a group of transactions that share a checkpoint
+		// (see capture.Config.GroupRows): what a crash may repeat.
+		GroupRows int      `mapstructure:"group_rows"`
+		Tables    []string `mapstructure:"tables"`
 		// Keys maps a table to its key columns (comma-separated; Debezium's
 		// message.key.columns), or to "ordering" for the events table's
 		// ordering key; tables not listed are keyed by their primary key.
@@ -91,6 +94,7 @@ func defaults() *Config {
 	c.Capture.SnapshotMode = string(capture.SnapshotInitial)
 	c.Capture.SnapshotLockTimeout = 10 * time.Second
 	c.Capture.FlushRows = 2000
+	c.Capture.GroupRows = 10000
 	c.Capture.Tables = append([]string(nil), topics.CDCTables...)
 	c.Capture.Outbox.Table = "outbox"
 	c.Capture.Outbox.AggregateTypes = append([]string(nil), topics.OutboxAggregates...)
@@ -118,6 +122,7 @@ func (c *Config) Validate() error {
 		"must be initial, never or when_needed, got %q", m)
 	ch.Check(c.Capture.SnapshotLockTimeout >= time.Second, "capture.snapshot_lock_timeout", "must be at least 1s, got %s", c.Capture.SnapshotLockTimeout)
 	ch.Check(c.Capture.FlushRows >= 1, "capture.flush_rows", "must be at least 1")
+	ch.Check(c.Capture.GroupRows >= 1, "capture.group_rows", "must be at least 1")
 	ch.Check(len(c.Capture.Tables) > 0, "capture.tables", "must list at least one table")
 	ch.Check(validFormat(c.Capture.Format), "capture.format", "must be json or json-with-schema, got %q", c.Capture.Format)
 	ch.Check(c.Capture.KeyFormat == "" || validFormat(c.Capture.KeyFormat), "capture.key_format",
@@ -196,7 +201,7 @@ func (c *Config) outbox() capture.Outbox {
 func (c *Config) capture() capture.Config {
 	return capture.Config{Shard: c.Shard, Addr: c.Database.Addr, User: c.Database.User, Password: c.Database.Password,
 		Database: c.Database.Database, Flavor: c.Capture.Flavor, ServerID: c.Capture.ServerID, Tables: c.tables(),
-		TopicPrefix: c.Kafka.TopicPrefix, FlushRows: c.Capture.FlushRows, Compression: capture.Compression(c.Kafka.Compression),
+		TopicPrefix: c.Kafka.TopicPrefix, FlushRows: c.Capture.FlushRows, GroupRows: c.Capture.GroupRows, Compression: capture.Compression(c.Kafka.Compression),
 		Snapshot: capture.SnapshotMode(c.Capture.SnapshotMode), SnapshotLockTimeout: c.Capture.SnapshotLockTimeout,
 		Outbox: c.outbox(), ValueFormat: capture.Format(c.Capture.Format),
 		KeyFormat: c.keyFormat(), Tombstones: c.Capture.Tombstones, TransactionMetadata: c.Capture.TransactionMetadata,

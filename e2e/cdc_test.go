@@ -41,11 +41,11 @@ func TestKillProducerUnderWrites(t *testing.T) {
 	brokers := strings.Join(kafka.Brokers(), ",")
 	logs, _ := os.Create(filepath.Join(t.TempDir(), "producer.log"))
 	// A group of transactions ends at the first transaction end at or past
-	// flushRows rows, and the writer's transactions have up to maxTxn.
-	const flushRows, maxTxn = 7, 13
+	// groupRows rows, and the writer's transactions have up to maxTxn.
+	const groupRows, maxTxn = 7, 13
 	port := freePort(t)
 	p := &localstack.Process{Name: "cdc-producer-0", Bin: filepath.Join(binDir, "cdc-producer"), Args: []string{"--shard", "0"},
-		Env: []string{"DATABASE_ADDR=" + inst.Addr(), "KAFKA_BROKERS=" + brokers, fmt.Sprintf("CAPTURE_FLUSH_ROWS=%d", flushRows),
+		Env: []string{"DATABASE_ADDR=" + inst.Addr(), "KAFKA_BROKERS=" + brokers, fmt.Sprintf("CAPTURE_GROUP_ROWS=%d", groupRows),
 			fmt.Sprintf("SERVER_PORT=%d", port)},
 		Out: &localstack.PrefixWriter{W: logs}, Restart: true}
 	if err := p.Start(); err != nil {
@@ -167,7 +167,7 @@ func TestKillProducerUnderWrites(t *testing.T) {
 		dups += len(vs) - 1
 	}
 	// Each kill may repeat at most two groups.
-	if limit := 3 * 2 * (flushRows - 1 + maxTxn); dups > limit {
+	if limit := 3 * 2 * (groupRows - 1 + maxTxn); dups > limit {
 		t.Errorf("%d duplicate messages after 3 kills, want at most %d", dups, limit)
 	}
 	t.Logf("%d row changes committed, %d messages, %d duplicates", want, messages, dups)

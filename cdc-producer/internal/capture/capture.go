@@ -66,6 +66,12 @@ type Config struct {
 	// once (and the snapshot's), and so, with the publisher's queue, the
 	// memory a large transaction needs.
 	FlushRows int
+	// GroupRows bounds a group of transactions whose messages are
+	// published while the checkpoint ahead of them is saved and that share
+	// one checkpoint (group commit): once the waiting group reaches it at
+	// a transaction's end, the publisher waits. A crash repeats at most two
+	// groups: the one being saved and the one behind it.
+	GroupRows int
 	// Compression compresses the record batches; empty means none.
 	Compression Compression
 	// Snapshot is the snapshot mode.
@@ -342,7 +348,7 @@ const drainTimeout = 5 * time.Second
 // drainTimeout after ctx ends; stop closes it, draining the queue.
 func (c *Capture) startPublisher(ctx context.Context, fail context.CancelCauseFunc) (*publisher, func()) {
 	pctx, pcancel := context.WithCancel(context.WithoutCancel(ctx))
-	pub := newPublisher(pctx, c.client, c.codec, c.cps, c.chunks, c.cfg.FlushRows, c.checkpointed, c.log, fail)
+	pub := newPublisher(pctx, c.client, c.codec, c.cps, c.chunks, c.cfg.GroupRows, c.checkpointed, c.log, fail)
 	return pub, func() {
 		done := make(chan struct{})
 		go func() { pub.close(); close(done) }()

@@ -20,7 +20,7 @@ package capture
 // group, and only the last of their checkpoints is saved, once the
 // committer is free: small transactions share a produce and a checkpoint
 // round trip instead of paying both each. Once the waiting group reaches
-// the group limit (capture.flush_rows), the publisher takes nothing more
+// the group limit (capture.group_rows), the publisher takes nothing more
 // until the committer takes the group. So a crash repeats at most what
 // was published after the last saved checkpoint: the group being saved
 // and the group waiting behind it, each ending at the first transaction
