@@ -212,11 +212,7 @@ func (p *publisher) run() error {
 		}
 	}
 	if p.waiting != nil && p.ctx.Err() == nil {
-		select {
-		case p.groups <- p.waiting:
-			p.waiting = nil
-		case <-p.ctx.Done():
-		}
+		p.handOver(true)
 	}
 	return p.ctx.Err()
 }
@@ -228,12 +224,10 @@ func (p *publisher) next() (item, bool) {
 	for {
 		var groups chan *group // nil, and so never ready, without a waiting group
 		if p.waiting != nil {
+			p.handOver(false) // a free committer takes it before more items join it
+		}
+		if p.waiting != nil {
 			groups = p.groups
-			select { // a free committer takes it before more items join it
-			case groups <- p.waiting:
-				p.waiting, groups = nil, nil
-			default:
-			}
 		}
 		select {
 		case it, ok := <-p.items:
@@ -383,23 +377,33 @@ func (p *publisher) end(cp Checkpoint) error {
 		if part.last != nil {
 			g.after = append(g.after, part.last)
 		}
+		// The batch it waits for goes out now where nothing is in
+		// flight; a sender at work takes it next.
+		if part.open != nil && !part.sending {
+			p.sealLocked(part)
+		}
 		part.mu.Unlock()
 		part.dirty = false
 	}
 	p.dirty = p.dirty[:0]
 	g.cp, g.rows, p.rows = cp, g.rows+p.rows, 0
-	p.kick(false) // the batches it waits for go out; a partition with one in flight sends its open batch next
+	return p.handOver(g.rows >= p.limit)
+}
+
+// handOver gives the waiting group to the committer if it is free, or, if
+// wait, once it is; it fails only if the publisher stops while waiting.
+func (p *publisher) handOver(wait bool) error {
 	select {
-	case p.groups <- g:
+	case p.groups <- p.waiting:
 		p.waiting = nil
 		return nil
 	default:
 	}
-	if g.rows < p.limit {
+	if !wait {
 		return nil
 	}
 	select {
-	case p.groups <- g:
+	case p.groups <- p.waiting:
 		p.waiting = nil
 		return nil
 	case <-p.ctx.Done():
