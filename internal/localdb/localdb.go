@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/shopledger/shopledger/internal/debpkg"
+	"github.com/shopledger/shopledger/internal/freeport"
 	"github.com/shopledger/shopledger/internal/sqldb"
 )
 
@@ -253,12 +254,12 @@ func (i *Instance) Kill() {
 	<-i.exited
 }
 
-// FreePort asks the kernel for an unused TCP port on 127.0.0.1.
+// FreePort returns an unused TCP port on 127.0.0.1 that a server killed
+// on it can bind again (freeport.Pick).
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freeport.Pick(1)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
 }

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/shopledger/shopledger/internal/freeport"
 )
 
 // log4jConfig is written to <Dir>/log4j2.properties at every start, so the
@@ -52,7 +54,7 @@ func (o Options) resolve() (Options, error) {
 			}
 		}
 	}
-	free, err := freePorts(len(unset))
+	free, err := freeport.Pick(len(unset))
 	if err != nil {
 		return o, err
 	}
@@ -60,21 +62,6 @@ func (o Options) resolve() (Options, error) {
 		*p = free[i]
 	}
 	return o, nil
-}
-
-// freePorts asks the kernel for n distinct unused TCP ports on 127.0.0.1,
-// holding each open until all are picked so none comes back twice.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func portFree(port int) error {
